@@ -1,0 +1,92 @@
+"""Square crops around hands and the matching intrinsics (shared by every data source).
+
+The DIR crop (facts note): a square around both hands' projected vertices whose side is the
+larger extent divided by 0.8, resized to S x S. Pixel convention: pixel i covers [i, i + 1).
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+CROP_FILL = 0.8  # the hands' extent fills 80% of the crop side
+
+
+def square_box(points2d: np.ndarray, fill: float = CROP_FILL, min_side: float = 8.0) -> np.ndarray:
+    """Square box around 2D points.
+
+    Args:
+        points2d: (N, 2) pixel coordinates (finite values only are used).
+        fill: fraction of the side the points' larger extent should fill.
+        min_side: lower bound of the side in pixels.
+    Returns:
+        (3,) float64 ``(cx, cy, side)``.
+    """
+    p = np.asarray(points2d, dtype=np.float64).reshape(-1, 2)
+    p = p[np.isfinite(p).all(axis=1)]
+    if len(p) == 0:
+        raise ValueError("square_box needs at least one finite point")
+    lo, hi = p.min(axis=0), p.max(axis=0)
+    centre = 0.5 * (lo + hi)
+    side = max(float((hi - lo).max()) / fill, min_side)
+    return np.array([centre[0], centre[1], side])
+
+
+def box_to_affine(box: np.ndarray, out_size: int) -> np.ndarray:
+    """2x3 affine matrix mapping original pixel coordinates into the S x S crop.
+
+    Args:
+        box: (3,) ``(cx, cy, side)``.
+        out_size: S.
+    Returns:
+        (2, 3) float64 ``A`` with ``crop_xy = A[:, :2] @ xy + A[:, 2]``.
+    """
+    cx, cy, side = (float(v) for v in box)
+    s = out_size / side
+    return np.array([[s, 0.0, out_size / 2.0 - s * cx], [0.0, s, out_size / 2.0 - s * cy]])
+
+
+def crop_image(image: np.ndarray, box: np.ndarray, out_size: int,
+               interpolation: int = cv2.INTER_LINEAR, border_value=0) -> np.ndarray:
+    """Cut the square ``box`` out of ``image`` and resize it to ``out_size``; outside is padded.
+
+    Args:
+        image: (H, W[, C]) array.
+    Returns:
+        (S, S[, C]) array of the same dtype.
+    """
+    a = box_to_affine(box, out_size)
+    # warpAffine samples pixel centres at integer coordinates; shift by half a pixel both ways
+    a_cv = a.copy()
+    a_cv[:, 2] += a[:, :2].sum(axis=1) * 0.5 - 0.5
+    return cv2.warpAffine(image, a_cv, (out_size, out_size), flags=interpolation,
+                          borderMode=cv2.BORDER_CONSTANT, borderValue=border_value)
+
+
+def transform_points(points2d: np.ndarray, box: np.ndarray, out_size: int) -> np.ndarray:
+    """Map (..., 2) original pixel coordinates into crop pixel coordinates."""
+    a = box_to_affine(box, out_size)
+    return points2d @ a[:, :2].T + a[:, 2]
+
+
+def crop_intrinsics(K: np.ndarray, box: np.ndarray, out_size: int) -> np.ndarray:
+    """Intrinsics of the crop: ``K_crop @ X`` projects straight into crop pixels.
+
+    Args:
+        K: (3, 3) intrinsics of the full image (pixel i covers [i, i + 1) convention).
+    Returns:
+        (3, 3) float64.
+    """
+    a = box_to_affine(box, out_size)
+    m = np.eye(3)
+    m[:2, :] = a
+    return m @ np.asarray(K, dtype=np.float64)
+
+
+def to_normalised(px: np.ndarray, size: int) -> np.ndarray:
+    """Crop pixels -> [-1, 1] coordinates (``grid_sample(align_corners=False)`` convention)."""
+    return px * (2.0 / size) - 1.0
+
+
+def from_normalised(uv: np.ndarray, size: int) -> np.ndarray:
+    """[-1, 1] coordinates -> crop pixels."""
+    return (uv + 1.0) * (size / 2.0)
