@@ -1,0 +1,46 @@
+"""Evaluation metrics: MPJPE / MPVPE protocols, MRRPE, MIAA, PCK / AUC and IV."""
+from interhand_perception.evaluation.interpenetration import (
+    DEFAULT_VOXEL,
+    interpenetration_volume,
+    interpenetration_volume_batch,
+    overlap_grid,
+    points_inside_mesh,
+    winding_number,
+)
+from interhand_perception.evaluation.metrics import (
+    DEFAULT_PCK_THRESHOLDS_MM,
+    PROTOCOLS,
+    SCALE_BONE,
+    align_root,
+    bone_length_scale,
+    evaluate_protocols,
+    joint_errors,
+    miaa,
+    mpjpe,
+    mpvpe,
+    mrrpe,
+    pck_curve,
+    vertex_errors,
+)
+
+__all__ = [
+    "DEFAULT_PCK_THRESHOLDS_MM",
+    "DEFAULT_VOXEL",
+    "PROTOCOLS",
+    "SCALE_BONE",
+    "align_root",
+    "bone_length_scale",
+    "evaluate_protocols",
+    "interpenetration_volume",
+    "interpenetration_volume_batch",
+    "joint_errors",
+    "miaa",
+    "mpjpe",
+    "mpvpe",
+    "mrrpe",
+    "overlap_grid",
+    "pck_curve",
+    "points_inside_mesh",
+    "vertex_errors",
+    "winding_number",
+]

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# One-command set-up on a fresh Debian/Ubuntu machine: a virtual environment in .venv with the
+# CPU build of PyTorch (a CUDA build is used instead when one is already installed in the venv)
+# and this package with its test extras. Safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+fi
+VPY=.venv/bin/python
+$VPY -m pip install -q --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
+if ! $VPY -c "import torch" 2>/dev/null; then
+  # torch==2.13.0 resolves to the local CPU wheel on these machines; elsewhere pick the build
+  # for your accelerator (see README, "Install").
+  $VPY -m pip install -q "torch==2.13.0" 2>&1 | grep -v "^WARNING: Location" || true
+fi
+$VPY -m pip install -q -e ".[test]" 2>&1 | grep -v "^WARNING: Location" || true
+$VPY -c "import torch, interhand_perception; print('interhand_perception ready: torch', torch.__version__)"

@@ -1,0 +1,142 @@
+"""The ``interhand`` command: train, evaluate, benchmark, generate data.
+
+Every sub-command has its own ``--help``. Heavy imports happen inside the sub-commands so that
+``interhand --help`` answers at once.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+DEMO_WEIGHTS = Path(__file__).resolve().parents[2] / "weights" / "demo_r18_128.safetensors"
+
+EPILOG = """\
+examples:
+  interhand train --config configs/demo_r18_128.yaml          train the demo model (CPU ok)
+  torchrun --nproc_per_node 2 -m interhand_perception.cli train --config C.yaml   (DDP)
+  interhand eval --checkpoint weights/demo_r18_128.safetensors  metrics on the synthetic test split
+  interhand eval --checkpoint W --data interhand26m --root /data/InterHand2.6M --mano-dir /data/mano
+  interhand bench                                              latency/parameter table
+  interhand gen-data --out data_cache/syn128 --num 20000 --img-size 128
+
+hand models: without --mano-dir the built-in hand model is used (same parameterisation as MANO;
+MANO itself is licence-gated and never shipped, see README "Real MANO").
+"""
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from .training.config import load_run_config, parse_overrides
+    from .training.trainer import train
+
+    cfg = load_run_config(args.config, parse_overrides(args.set))
+    summary = train(cfg, resume=args.resume, quiet=args.quiet)
+    if summary.get("eval") is not None:
+        print(json.dumps(summary, indent=2))
+    return 0
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from .evaluation.evaluate import evaluate_checkpoint, format_report
+
+    res = evaluate_checkpoint(args.checkpoint, data=args.data, root=args.root, split=args.split,
+                              num_samples=args.samples, iv_samples=args.iv_samples, device=args.device,
+                              mano_dir=args.mano_dir, batch_size=args.batch_size)
+    print(format_report(res))
+    if args.out:
+        Path(args.out).write_text(json.dumps(res, indent=2))
+        print(f"wrote {args.out}")
+    return 0
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from .runtime.bench import run_bench
+
+    run_bench(backbones=args.backbones.split(","), stages=[int(s) for s in args.stages.split(",")],
+              img_size=args.img_size, repeats=args.repeats, devices=args.devices.split(","),
+              threads=args.threads)
+    return 0
+
+
+def _cmd_gen_data(args: argparse.Namespace) -> int:
+    from .data.synthetic import SyntheticConfig, pregenerate
+
+    cfg = SyntheticConfig(img_size=args.img_size, seed=args.seed)
+    out = pregenerate(args.out, num_samples=args.num, split=args.split, config=cfg,
+                      shard_size=args.shard_size, workers=args.workers, mano_dir=args.mano_dir)
+    print(f"wrote {args.num} {args.split} samples ({args.img_size}px) to {out}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="interhand", description="Two interacting hands from one RGB image (DIR): training, "
+        "evaluation, benchmarks. The ROS 2 node lives in ros2_ws/.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    t = sub.add_parser("train", help="train DIR from a YAML config (progress bar, checkpoints, curves)",
+                       description="Train DIR. The run directory (train.out_dir) receives config.yaml, "
+                       "last.safetensors (weights + embedded config), train_state.pt (for --resume), "
+                       "log.jsonl and curves.png. Under torchrun it trains with DDP (gloo on CPU, nccl on CUDA).")
+    t.add_argument("--config", required=True, help="YAML run config (see configs/)")
+    t.add_argument("--resume", action="store_true", help="continue from out_dir/last.safetensors + train_state.pt")
+    t.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                   help="override config values, e.g. --set train.epochs=3 model.backbone=resnet18")
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.set_defaults(func=_cmd_train)
+
+    e = sub.add_parser("eval", help="MPJPE/MPVPE (3 protocols), MRRPE, MIAA, PCK/AUC, IV per stage",
+                       description="Evaluate a checkpoint on the held-out synthetic test split or on "
+                       "InterHand2.6M (v1.0, 5 fps, interacting frames). Errors in mm, MIAA in crop pixels, "
+                       "interpenetration volume in cm^3.")
+    e.add_argument("--checkpoint", default=str(DEMO_WEIGHTS), help="weights (.safetensors); default: the demo weights")
+    e.add_argument("--data", choices=("synthetic", "interhand26m"), default="synthetic")
+    e.add_argument("--root", help="InterHand2.6M root folder (with annotations/ and images/)")
+    e.add_argument("--split", default="test")
+    e.add_argument("--samples", type=int, default=500, help="number of test samples (default 500)")
+    e.add_argument("--iv-samples", type=int, default=100, help="samples on which interpenetration volume is computed")
+    e.add_argument("--mano-dir", help="folder with MANO_RIGHT.pkl / MANO_LEFT.pkl (needed for InterHand2.6M)")
+    e.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    e.add_argument("--batch-size", type=int, default=16)
+    e.add_argument("--out", help="also write the results as JSON here")
+    e.set_defaults(func=_cmd_eval)
+
+    b = sub.add_parser("bench", help="forward latency and parameter counts (ResNet-18/50, T = 0, 1, 2)",
+                       description="Median forward latency of the network at batch 1 over repeated runs, "
+                       "for each backbone and number of refinement stages, on each device given.")
+    b.add_argument("--backbones", default="resnet18,resnet50")
+    b.add_argument("--stages", default="0,1,2")
+    b.add_argument("--img-size", type=int, default=256)
+    b.add_argument("--repeats", type=int, default=10)
+    b.add_argument("--devices", default="cpu,cuda", help="devices to try; unavailable ones are skipped")
+    b.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    b.set_defaults(func=_cmd_bench)
+
+    g = sub.add_parser("gen-data", help="pre-render synthetic two-hand samples into .npz shards",
+                       description="Render synthetic two-hand samples (deterministic by split, index and seed) "
+                       "into shards that training reads through data.cache_dir.")
+    g.add_argument("--out", required=True)
+    g.add_argument("--num", type=int, default=20000)
+    g.add_argument("--split", default="train", choices=("train", "test"))
+    g.add_argument("--img-size", type=int, default=256)
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--shard-size", type=int, default=256)
+    g.add_argument("--workers", type=int, default=0, help="worker processes (0 = this process)")
+    g.add_argument("--mano-dir", help="render MANO hands instead of the built-in model")
+    g.set_defaults(func=_cmd_gen_data)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"interhand {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,228 @@
+"""DIRNet: encoder, initial estimate and T decoupled refinement stages (paper section 3).
+
+Data flow (S = img_size, T = num_stages):
+
+* encoder -> c2 (S/4), c3 (S/8), c4 (S/16), c5 (S/32)
+* initial estimate from c5 (attention split, regression, offset) -> stage 0
+* decoder map x0 = reduce(c5) (width channels, S/32); stage t in 1..T:
+  prev map = x_{t-1} upsampled to the stage resolution (S/16, S/8, S/8), skip = c4, c3,
+  avgpool(c2); fused = Fuse(prev, skip); joint tokens sampled from fused at the previous 2D
+  joints + coordinate embedding; GCN per hand; transformer over 42 tokens; residual
+  parameter update; hand models; x_t = fused + MFP(new 2D joints, joint features).
+* pixel heads on x_T resized to S/8.
+"""
+from __future__ import annotations
+
+from typing import Callable, Mapping
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..hand_model.joints import NUM_JOINTS, SIDES
+from .config import DIRConfig
+from .gcn import IntraHandGCN
+from .heads import (InitialRegressor, ParamUpdate, PixelHeads, decode_camera, project_weak_perspective,
+                    upsample)
+from .mfp import MultiPlaneProjection, splat_radius
+from .resnet import ResNetEncoder
+from .transformer import InterHandTransformer
+
+#: Unit of the joint-coordinate embedding and of the offset, metres.
+COORD_UNIT = 0.15
+
+
+class ResidualBlock(nn.Module):
+    """``ReLU(x + BN(conv3x3(ReLU(BN(conv3x3(x))))))``. (B, C, h, w) -> (B, C, h, w)."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(channels, channels, 3, padding=1, bias=False), nn.BatchNorm2d(channels), nn.ReLU(),
+            nn.Conv2d(channels, channels, 3, padding=1, bias=False), nn.BatchNorm2d(channels),
+        )
+        self.act = nn.ReLU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(x + self.body(x))
+
+
+class FuseBlock(nn.Module):
+    """Concatenate the previous map and the encoder skip, 1x1 conv to ``width``, residual block.
+
+    Forward: prev (B, width, h, w), skip (B, C_skip, h, w) -> (B, width, h, w).
+    """
+
+    def __init__(self, in_channels: int, width: int) -> None:
+        super().__init__()
+        self.proj = nn.Sequential(nn.Conv2d(in_channels, width, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU())
+        self.res = ResidualBlock(width)
+
+    def forward(self, prev: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        return self.res(self.proj(torch.cat([prev, skip], dim=1)))
+
+
+def sample_joint_features(fmap: torch.Tensor, uv: torch.Tensor) -> torch.Tensor:
+    """Bilinear sampling at 2D joints. fmap (B, C, h, w), uv (B, J, 2) in [-1, 1] -> (B, J, C)."""
+    out = F.grid_sample(fmap, uv[:, None], mode="bilinear", padding_mode="zeros", align_corners=False)
+    return out[:, :, 0].transpose(1, 2)
+
+
+class RefinementStage(nn.Module):
+    """One decoupled refinement stage (paper 3.2).
+
+    Args:
+        cfg: network configuration; skip_channels: channels of the encoder skip map;
+        stride: stride of this stage's map (16 or 8), which sets the MFP footprint.
+    Forward:
+        prev_map (B, width, h, w) already at this stage's resolution; skip (B, C_skip, h, w);
+        prev: the previous stage dict (see :meth:`DIRNet.forward`); decode: callable
+        ``(params {side: (B, P)}, offset (B, 3)) -> stage dict``.
+        returns (map (B, width, h, w), stage dict).
+    """
+
+    def __init__(self, cfg: DIRConfig, skip_channels: int, stride: int) -> None:
+        super().__init__()
+        d, width = cfg.joint_dim, cfg.width
+        self.radius = splat_radius(stride)
+        self.map_size = (cfg.img_size // stride, cfg.img_size // stride)
+        self.fuse = FuseBlock(width + skip_channels, width)
+        self.visual = nn.ModuleDict({
+            s: nn.Sequential(nn.Linear(width, d), nn.LayerNorm(d), nn.ReLU(), nn.Linear(d, d)) for s in SIDES
+        })
+        self.coord = nn.Sequential(nn.Linear(3, d), nn.ReLU(), nn.Linear(d, d))
+        self.gcn = (
+            nn.ModuleDict({s: IntraHandGCN(d, cfg.gcn_layers, node_weights=cfg.gcn_node_weights) for s in SIDES})
+            if cfg.use_gcn else None
+        )
+        self.transformer = (
+            InterHandTransformer(2 * NUM_JOINTS, d, cfg.tf_layers, cfg.tf_heads, cfg.tf_mlp_ratio)
+            if cfg.use_transformer else None
+        )
+        self.to_mfp = nn.Linear(d, cfg.mfp_channels)
+        self.update = ParamUpdate(cfg.mfp_channels, cfg.num_params, NUM_JOINTS)
+        self.mfp = MultiPlaneProjection(cfg.mfp_mode, cfg.mfp_channels, width, cfg.mfp_kernel)
+
+    def joint_tokens(self, fused: torch.Tensor, prev: dict) -> dict:
+        """{side: (B, 21, joint_dim)} = J_visual + J_coord (both hands in one 3D space)."""
+        half = prev["offset"].detach()[:, None, :] / 2.0  # (B, 1, 3), units of 0.15 m
+        shift = {"left": -half, "right": half}
+        tokens = {}
+        for s in SIDES:
+            visual = self.visual[s](sample_joint_features(fused, prev["joints2d"][s].detach()))
+            coord = self.coord(prev["joints"][s].detach() / COORD_UNIT + shift[s])
+            tokens[s] = visual + coord
+        return tokens
+
+    def forward(self, prev_map: torch.Tensor, skip: torch.Tensor, prev: dict,
+                decode: Callable[[dict, torch.Tensor], dict]) -> tuple[torch.Tensor, dict]:
+        fused = self.fuse(prev_map, skip)
+        tokens = self.joint_tokens(fused, prev)
+        if self.gcn is not None:
+            tokens = {s: self.gcn[s](tokens[s]) for s in SIDES}
+        if self.transformer is not None:
+            both = self.transformer(torch.cat([tokens["left"], tokens["right"]], dim=1))
+            tokens = {"left": both[:, :NUM_JOINTS], "right": both[:, NUM_JOINTS:]}
+        feats = {s: self.to_mfp(tokens[s]) for s in SIDES}
+        params, offset = self.update(feats, prev["params"], prev["offset"])
+        out = decode(params, offset)
+        return self.mfp(fused, out["joints2d"], feats, self.radius, self.map_size), out
+
+
+class DIRNet(nn.Module):
+    """Decoupled Iterative Refinement network for two interacting hands.
+
+    Args:
+        config: :class:`DIRConfig`.
+        hand_models: {"left": HandModel, "right": HandModel}; each called as
+            ``m(global_orient, hand_pose, betas, pose_type="pca", rot_type="6d")`` and returning
+            ``.joints`` (B, 21, 3) and ``.vertices`` (B, V, 3). Registered as submodules.
+    Forward:
+        images: (B, 3, S, S) ImageNet-normalised crop.
+        returns dict:
+            "stages": list of T + 1 dicts (0 = initial estimate), each with
+                "params" {side: (B, P)} (layout: heads.py; camera stored raw),
+                "offset" (B, 3) right root - left root in units of 0.15 m,
+                "joints" {side: (B, 21, 3)} and "verts" {side: (B, V, 3)} wrist-relative metres,
+                "joints2d" {side: (B, 21, 2)}, "verts2d" {side: (B, V, 2)} in [-1, 1],
+                "camera" {side: (B, 3)} decoded ``(s, tx, ty)``, s > 0;
+            "seg": (B, 3, S/8, S/8) logits (background, left, right);
+            "dense": (B, 3, S/8, S/8) in (0, 1);
+            "attention": {side: (B, 1, S/32, S/32)}.
+    """
+
+    def __init__(self, config: DIRConfig, hand_models: Mapping[str, nn.Module]) -> None:
+        super().__init__()
+        if set(hand_models) != set(SIDES):
+            raise ValueError(f"hand_models needs exactly the keys {SIDES}, got {sorted(hand_models)}")
+        self.config = config
+        cfg = config
+        c2, c3, c4, c5 = cfg.encoder_channels
+        self.backbone = ResNetEncoder(cfg.backbone)
+        self.initial = InitialRegressor(c5, cfg.attention_channels, cfg.num_pca, cfg.num_betas)
+        self.reduce = nn.Sequential(nn.Conv2d(c5, cfg.width, 1, bias=False), nn.BatchNorm2d(cfg.width), nn.ReLU())
+        skips = (c4, c3, c2)
+        self.stages = nn.ModuleList(
+            RefinementStage(cfg, skips[t], stride) for t, stride in enumerate(cfg.stage_strides())
+        )
+        self.heads = PixelHeads(cfg.width)
+        self.hand_models = nn.ModuleDict({s: hand_models[s] for s in SIDES})
+
+    def decode(self, params: dict, offset: torch.Tensor) -> dict:
+        """Run the hand models and the camera on parameters -> one stage dict (see forward)."""
+        sl = self.config.param_slices
+        out = {"params": params, "offset": offset, "joints": {}, "verts": {}, "joints2d": {},
+               "verts2d": {}, "camera": {}}
+        for s in SIDES:
+            p = params[s]
+            res = self.hand_models[s](p[:, sl["rot6d"]], p[:, sl["pose"]], p[:, sl["betas"]],
+                                      pose_type="pca", rot_type="6d")
+            root = res.joints[:, :1]
+            joints, verts = res.joints - root, res.vertices - root
+            cam = decode_camera(p[:, sl["camera"]])
+            out["joints"][s], out["verts"][s], out["camera"][s] = joints, verts, cam
+            out["joints2d"][s] = project_weak_perspective(joints, cam)
+            out["verts2d"][s] = project_weak_perspective(verts, cam)
+        return out
+
+    def forward(self, images: torch.Tensor) -> dict:
+        size = self.config.img_size
+        if not torch.jit.is_tracing() and (images.dim() != 4 or images.shape[1] != 3
+                                           or tuple(images.shape[-2:]) != (size, size)):
+            raise ValueError(f"expected images (B, 3, {size}, {size}), got {tuple(images.shape)}")
+        c2, c3, c4, c5 = self.backbone(images)
+        init = self.initial(c5)
+        stages = [self.decode(init["params"], init["offset"])]
+        x, stride = self.reduce(c5), 32
+        skips = [c4, c3, F.avg_pool2d(c2, 2)]
+        for t, (stage, target) in enumerate(zip(self.stages, self.config.stage_strides())):
+            x, out = stage(upsample(x, stride // target), skips[t], stages[-1], self.decode)
+            stages.append(out)
+            stride = target
+        seg, dense = self.heads(upsample(x, stride // 8))
+        return {"stages": stages, "seg": seg, "dense": dense, "attention": init["attention"]}
+
+
+def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
+    """Number of parameters, excluding anything under ``hand_models`` (fixed hand models)."""
+    return sum(
+        p.numel() for name, p in model.named_parameters()
+        if not name.startswith("hand_models.") and (p.requires_grad or not trainable_only)
+    )
+
+
+def build_dir_net(config: DIRConfig | Mapping | None = None,
+                  hand_models: Mapping[str, nn.Module] | None = None) -> DIRNet:
+    """Build a DIRNet; ``hand_models`` default to the built-in hand model of each side.
+
+    Args:
+        config: a :class:`DIRConfig`, a mapping for :meth:`DIRConfig.from_dict`, or None.
+        hand_models: {"left", "right"} -> HandModel; None loads ``hand_model.load_hand_model``.
+    """
+    if not isinstance(config, DIRConfig):
+        config = DIRConfig.from_dict(config)
+    if hand_models is None:
+        from ..hand_model import load_hand_model  # local: hand_model is optional at import time
+
+        hand_models = {s: load_hand_model(s) for s in SIDES}
+    return DIRNet(config, hand_models)

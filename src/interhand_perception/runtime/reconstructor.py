@@ -1,0 +1,209 @@
+"""``HandReconstructor``: the inference API used by the CLI, the demo and the ROS 2 node.
+
+It takes RGB uint8 crops in which both hands fill most of the image (the DIR crop, see
+``data.crop``), runs the network and returns, per hand, wrist-relative vertices and joints in
+metres, hand-model parameters and the weak-perspective camera, plus the right-minus-left root
+offset and a confidence. Placing the hands in the camera frame (metric, from intrinsics) is the
+caller's job (the ROS node does it from camera_info and the crop geometry).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..hand_model.joints import JOINT_NAMES, SIDES
+from ..hand_model.lbs import matrix_to_axis_angle, pca_to_axis_angle, rot6d_to_matrix
+from ..training.checkpoint import read_checkpoint
+from ..training.losses import UNIT
+
+IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
+IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
+
+
+@dataclass
+class HandResult:
+    """One hand of one image. Coordinates are wrist-relative, metres, in the camera's axes.
+
+    Attributes:
+        side: "left" or "right".
+        vertices: (V, 3) mesh vertices.
+        joints: (21, 3) joints in ``JOINT_NAMES`` order.
+        joints2d: (21, 2) projected joints in crop pixels (weak perspective).
+        global_orient: (3,) axis-angle of the wrist in the camera frame.
+        hand_pose: (45,) axis-angle of the 15 finger joints (MANO order, mean pose included).
+        pose_pca: (K,) the network's PCA coefficients.
+        betas: (10,) shape.
+        camera: (3,) weak-perspective ``(s, tx, ty)`` in normalised crop coordinates.
+        confidence: in [0, 1], see :func:`hand_confidence`.
+    """
+
+    side: str
+    vertices: np.ndarray
+    joints: np.ndarray
+    joints2d: np.ndarray
+    global_orient: np.ndarray
+    hand_pose: np.ndarray
+    pose_pca: np.ndarray
+    betas: np.ndarray
+    camera: np.ndarray
+    confidence: float
+
+
+@dataclass
+class TwoHandResult:
+    """Both hands of one image, plus ``offset`` = right wrist minus left wrist (metres)."""
+
+    left: HandResult
+    right: HandResult
+    offset: np.ndarray
+    crop_size: int
+    stage_joints: list = field(default_factory=list, repr=False)  # per stage {side: (21, 3)}
+
+    def hand(self, side: str) -> HandResult:
+        return self.left if side == "left" else self.right
+
+
+def hand_confidence(seg_prob: torch.Tensor, verts2d: torch.Tensor, hand_index: int) -> torch.Tensor:
+    """How well a predicted hand is supported by the network's own segmentation.
+
+    The mean, over the hand's projected vertices, of the probability that the pixel belongs to
+    *this* hand or is occluded by the *other* hand (any hand pixel), times the fraction of the
+    hand's projected vertices that land inside the crop. A hand predicted over background scores
+    near 0; a hand lying on hand pixels near 1.
+
+    Args:
+        seg_prob: (B, 3, h, w) softmax of the segmentation head (bg, left, right).
+        verts2d: (B, V, 2) projected vertices in [-1, 1].
+        hand_index: 1 for left, 2 for right (unused beyond documentation: both hand classes count).
+    Returns:
+        (B,) tensor in [0, 1].
+    """
+    hand_prob = seg_prob[:, 1:].sum(dim=1, keepdim=True)  # (B, 1, h, w)
+    sampled = F.grid_sample(hand_prob, verts2d[:, :, None, :], mode="bilinear", align_corners=False)
+    inside = (verts2d.abs() <= 1.0).all(dim=-1).to(seg_prob.dtype)  # (B, V)
+    return (sampled[:, 0, :, 0] * inside).sum(dim=1) / inside.shape[1]
+
+
+class HandReconstructor:
+    """DIR inference on RGB crops.
+
+    Build it with :meth:`from_checkpoint`; call it on one crop (H, W, 3) or a batch (B, H, W, 3)
+    of RGB uint8 images. Crops of another size are resized to the network's ``img_size``.
+    """
+
+    def __init__(self, model: torch.nn.Module, config: dict, hand_models: dict, device: torch.device,
+                 dtype: torch.dtype = torch.float32):
+        self.model = model.eval()
+        self.config = config
+        self.hand_models = hand_models
+        self.device = device
+        self.dtype = dtype
+        self.img_size = int(config["model"]["img_size"])
+        self.joint_names = JOINT_NAMES
+        self.faces = {s: np.asarray(hand_models[s].faces, dtype=np.int64) for s in SIDES}
+        self.hand_model_ids = {s: getattr(hand_models[s], "fingerprint", "?") for s in SIDES}
+        self._mean = torch.tensor(IMAGENET_MEAN, device=device, dtype=dtype).view(1, 3, 1, 1)
+        self._std = torch.tensor(IMAGENET_STD, device=device, dtype=dtype).view(1, 3, 1, 1)
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, device: str = "auto", mano_dir: str | None = None,
+                        precision: str = "fp32") -> "HandReconstructor":
+        """Load a checkpoint written by ``interhand train`` (config embedded).
+
+        Args:
+            path: ``.safetensors`` checkpoint.
+            device: "auto", "cpu", "cuda" or "cuda:N".
+            mano_dir: folder with MANO_{RIGHT,LEFT}.pkl; None uses the hand model the checkpoint
+                was trained with when it is the built-in one, and errors clearly when it was MANO.
+            precision: "fp32" or "fp16" (fp16 only on CUDA).
+        """
+        from ..training.data_setup import build_model
+        from ..training.trainer import resolve_device
+
+        state, info = read_checkpoint(path)
+        cfg = info["config"]
+        trained_with = set(info.get("hand_models", {}).values())
+        if mano_dir is None and any(str(t).startswith("mano") for t in trained_with):
+            raise FileNotFoundError(
+                f"{path} was trained with MANO ({sorted(trained_with)}) but no MANO directory was given: "
+                "pass mano_dir (the folder holding MANO_RIGHT.pkl and MANO_LEFT.pkl).")
+        cfg = {**cfg, "hand_model": {**cfg.get("hand_model", {}), "mano_dir": mano_dir}}
+        dev = resolve_device(device) if device in ("auto", "cpu", "cuda") else torch.device(device)
+        if precision not in ("fp32", "fp16"):
+            raise ValueError(f"precision must be 'fp32' or 'fp16', got {precision!r}")
+        if precision == "fp16" and dev.type != "cuda":
+            raise ValueError("precision 'fp16' needs a CUDA device; use 'fp32' on the CPU")
+        model, hand_models = build_model(cfg, dev)
+        model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
+        dtype = torch.float16 if precision == "fp16" else torch.float32
+        model = model.to(dtype)
+        rec = cls(model, cfg, hand_models, dev, dtype)
+        rec.checkpoint_path = str(path)
+        rec.checkpoint_info = info
+        return rec
+
+    def preprocess(self, images: np.ndarray) -> torch.Tensor:
+        """RGB uint8 (B, H, W, 3) or (H, W, 3) -> normalised (B, 3, S, S) tensor on the device."""
+        arr = np.asarray(images)
+        if arr.ndim == 3:
+            arr = arr[None]
+        if arr.ndim != 4 or arr.shape[-1] != 3:
+            raise ValueError(f"expected RGB images (H, W, 3) or (B, H, W, 3), got shape {arr.shape}")
+        if arr.dtype != np.uint8:
+            raise ValueError(f"expected uint8 images, got {arr.dtype}")
+        if arr.shape[1:3] != (self.img_size, self.img_size):
+            arr = np.stack([cv2.resize(a, (self.img_size, self.img_size), interpolation=cv2.INTER_AREA) for a in arr])
+        x = torch.from_numpy(np.ascontiguousarray(arr)).to(self.device).permute(0, 3, 1, 2)
+        return (x.to(self.dtype) / 255.0 - self._mean) / self._std
+
+    @torch.inference_mode()
+    def forward_raw(self, images: np.ndarray) -> dict:
+        """Network output dict (see ``DIRNet.forward``) for RGB uint8 crops."""
+        return self.model(self.preprocess(images))
+
+    @torch.inference_mode()
+    def __call__(self, images: np.ndarray) -> TwoHandResult | list[TwoHandResult]:
+        """Reconstruct both hands in one crop (H, W, 3) or a batch (B, H, W, 3)."""
+        single = np.asarray(images).ndim == 3
+        pred = self.forward_raw(images)
+        results = self.postprocess(pred)
+        return results[0] if single else results
+
+    def postprocess(self, pred: dict) -> list[TwoHandResult]:
+        """Convert the final stage of a network output into :class:`TwoHandResult` objects."""
+        last = pred["stages"][-1]
+        seg_prob = torch.softmax(pred["seg"].float(), dim=1)
+        per_side = {}
+        for i, side in enumerate(SIDES):
+            params = last["params"][side].float()
+            hm = self.hand_models[side]
+            rot = rot6d_to_matrix(params[:, 0:6])
+            k = hm.num_pca_comps
+            mean = None if hm.flat_hand_mean else hm.hands_mean.float()
+            full = pca_to_axis_angle(params[:, 6:6 + k], hm.hands_components.float(), mean)
+            per_side[side] = {
+                "vertices": last["verts"][side].float().cpu().numpy(),
+                "joints": last["joints"][side].float().cpu().numpy(),
+                "joints2d": ((last["joints2d"][side].float() + 1.0) * (self.img_size / 2.0)).cpu().numpy(),
+                "global_orient": matrix_to_axis_angle(rot).cpu().numpy(),
+                "hand_pose": full.cpu().numpy(),
+                "pose_pca": params[:, 6:6 + k].cpu().numpy(),
+                "betas": params[:, 51:61].cpu().numpy(),
+                "camera": last["camera"][side].float().cpu().numpy(),
+                "confidence": hand_confidence(seg_prob, last["verts2d"][side].float(), i + 1).cpu().numpy(),
+            }
+        offset = (last["offset"].float() * UNIT).cpu().numpy()
+        stage_joints = [{s: st["joints"][s].float().cpu().numpy() for s in SIDES} for st in pred["stages"]]
+        out = []
+        for b in range(offset.shape[0]):
+            hands = {s: HandResult(side=s, **{k: (v[b] if k != "confidence" else float(v[b]))
+                                                for k, v in per_side[s].items()}) for s in SIDES}
+            out.append(TwoHandResult(left=hands["left"], right=hands["right"], offset=offset[b],
+                                     crop_size=self.img_size,
+                                     stage_joints=[{s: sj[s][b] for s in SIDES} for sj in stage_joints]))
+        return out

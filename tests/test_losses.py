@@ -1,0 +1,88 @@
+"""Loss terms on cases whose values are worked out by hand."""
+import math
+
+import torch
+
+from interhand_perception.training.losses import (
+    LossWeights, edge_length_loss, face_normals, masked_huber, normal_consistency_loss, pixel_losses,
+    unique_edges,
+)
+
+
+def test_masked_huber_hand_worked():
+    # delta 0.01: |d| = 0.5 >= delta -> delta * (|d| - delta/2) = 0.01 * 0.495 = 0.00495
+    # |d| = 0.004 < delta -> 0.5 * d^2 = 8e-6. Sample 0 holds [0.5, 0.004] -> mean 0.002479;
+    # sample 1 is invalid and must not count.
+    pred = torch.tensor([[0.5, 0.004], [9.0, 9.0]], dtype=torch.float64)
+    target = torch.zeros_like(pred)
+    valid = torch.tensor([True, False])
+    got = masked_huber(pred, target, valid, 0.01)
+    assert math.isclose(float(got), (0.00495 + 8e-6) / 2, rel_tol=1e-12)
+
+
+def test_masked_huber_no_valid_is_zero():
+    pred = torch.ones(2, 3)
+    assert float(masked_huber(pred, pred * 0, torch.tensor([False, False]), 0.01)) == 0.0
+
+
+def _tetra():
+    v = torch.tensor([[0.0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1]], dtype=torch.float64)
+    f = torch.tensor([[0, 2, 1], [0, 1, 3], [0, 3, 2], [1, 2, 3]])
+    return v, f
+
+
+def test_unique_edges_of_tetrahedron():
+    _, f = _tetra()
+    e = unique_edges(f)
+    assert e.shape == (6, 2)
+    assert torch.all(e[:, 0] < e[:, 1])
+
+
+def test_edge_length_loss_scaled_mesh():
+    # scaling the tetrahedron by 2 doubles each edge: 3 edges of length 1 -> 2 (diff 1),
+    # 3 edges of length sqrt(2) -> 2 sqrt(2) (diff sqrt(2)); mean = (3 + 3 sqrt 2) / 6
+    v, f = _tetra()
+    e = unique_edges(f)
+    got = edge_length_loss((2 * v)[None], v[None], e, torch.tensor([True]))
+    assert math.isclose(float(got), (3 + 3 * math.sqrt(2)) / 6, rel_tol=1e-12)
+
+
+def test_normal_consistency():
+    v, f = _tetra()
+    n = face_normals(v[None], f)[0]
+    # face (0,2,1) lies in z=0 and winds clockwise seen from +z -> normal -z
+    assert torch.allclose(n[0], torch.tensor([0.0, 0, -1], dtype=torch.float64))
+    assert float(normal_consistency_loss(v[None], v[None], f, torch.tensor([True]))) < 1e-12
+    # a translation changes no normal
+    assert float(normal_consistency_loss((v + 5.0)[None], v[None], f, torch.tensor([True]))) < 1e-12
+    # mirroring x (x -> -x) turns face 0 = (0,0,0),(0,1,0),(1,0,0) into (0,0,0),(0,1,0),(-1,0,0):
+    # cross((0,1,0), (-1,0,0)) = (0,0,1), so its normal flips from -z to +z: 1 - cos(pi) = 2
+    mirrored = v * torch.tensor([-1.0, 1.0, 1.0], dtype=torch.float64)
+    one = f[:1]
+    assert abs(float(normal_consistency_loss(mirrored[None], v[None], one, torch.tensor([True]))) - 2.0) < 1e-12
+
+
+def test_pixel_losses_perfect_and_weighted():
+    w = LossWeights()
+    seg_t = torch.zeros(1, 4, 4, dtype=torch.long)
+    seg_t[0, :2, :2] = 1
+    seg_t[0, 2:, 2:] = 2
+    logits = torch.full((1, 3, 4, 4), -20.0)
+    logits.scatter_(1, seg_t[:, None], 20.0)
+    dense_t = torch.rand(1, 3, 4, 4)
+    out = pixel_losses({"seg": logits, "dense": dense_t.clone()}, {"seg": seg_t, "dense": dense_t}, w)
+    assert float(out["seg"]) < 1e-6 and float(out["dense"]) == 0.0
+    # dense error of 0.5 on every channel of the 8 hand pixels only: MSE 0.25, weight 1
+    wrong = dense_t.clone()
+    wrong[:, :, :2, :2] += 0.5
+    wrong[:, :, 2:, 2:] += 0.5
+    wrong[:, :, :2, 2:] += 9.0  # background pixels are ignored
+    out = pixel_losses({"seg": logits, "dense": wrong}, {"seg": seg_t, "dense": dense_t}, w)
+    assert math.isclose(float(out["dense"]), 0.25, rel_tol=1e-5)
+
+
+def test_loss_weights_reject_unknown():
+    import pytest
+
+    with pytest.raises(ValueError, match="unknown loss weights"):
+        LossWeights.from_dict({"joint3d": 1.0})
