@@ -6,6 +6,9 @@ Nothing of the real dataset is used: cameras, 3D joints, NeuralAnnot-style MANO 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -14,6 +17,7 @@ import pytest
 import torch
 
 from interhand_perception.data import interhand26m as ih
+from interhand_perception.data import interhand26m_index as ih_index
 from interhand_perception.hand_model.joints import JOINT_NAMES, SIDES
 
 IMG_W, IMG_H = 334, 512  # InterHand2.6M image size (width x height)
@@ -95,10 +99,13 @@ def gradient_image() -> np.ndarray:
     return img
 
 
-def build_dataset(root: Path, models: dict, seed: int = 0) -> dict:
-    """Write the tiny dataset; return what the tests need to compute expectations."""
+def build_dataset(root: Path, models: dict, seed: int = 0, split: str = SPLIT) -> dict:
+    """Write the tiny dataset (one split); return what the tests need to compute expectations.
+
+    The fits are NeuralAnnot-style (pose minus the mean: skinned by ``flat_hand_mean=False`` layers).
+    """
     rng = np.random.default_rng(seed)
-    ann_dir = root / "annotations" / SPLIT
+    ann_dir = root / "annotations" / split
     ann_dir.mkdir(parents=True)
     frames = {  # (capture, frame): (hand_type, hand_type_valid, cameras, fits for)
         ("0", "10"): ("interacting", 1, ["400262", "400263"], ("left", "right")),
@@ -139,7 +146,7 @@ def build_dataset(root: Path, models: dict, seed: int = 0) -> dict:
         for cam in cams:
             iid = len(images) + 1
             name = f"Capture{cap}/0051_dinosaur/cam{cam}/image{int(frame):04d}.jpg"
-            path = root / "images" / SPLIT / name
+            path = root / "images" / split / name
             path.parent.mkdir(parents=True, exist_ok=True)
             assert cv2.imwrite(str(path), img[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 98])
             images.append({"id": iid, "file_name": name, "width": IMG_W, "height": IMG_H, "capture": int(cap),
@@ -154,7 +161,7 @@ def build_dataset(root: Path, models: dict, seed: int = 0) -> dict:
     data_json = {"images": images, "annotations": annotations}
     for kind, obj in (("data", data_json), ("camera", cameras_json), ("joint_3d", joints_json),
                       ("MANO_NeuralAnnot", mano_json)):
-        (ann_dir / f"InterHand2.6M_{SPLIT}_{kind}.json").write_text(json.dumps(obj))
+        (ann_dir / f"InterHand2.6M_{split}_{kind}.json").write_text(json.dumps(obj))
     return {"world": world, "files": files}
 
 
@@ -291,6 +298,9 @@ def test_joint_validity(fake):
 
 
 def test_world_to_camera_mano_reproduces_vertices(fake, models):
+    from interhand_perception.hand_model import load_hand_model
+
+    flat = {s: load_hand_model(s, flat_hand_mean=True) for s in SIDES}
     ds = fake["ds"]
     for i in range(len(ds)):
         info = ds.frame_info(i)
@@ -303,10 +313,28 @@ def test_world_to_camera_mano_reproduces_vertices(fake, models):
             v_w, j_w = skin(models[side], np.array(f["pose"]), np.array(f["shape"]), np.array(f["trans"]))
             np.testing.assert_allclose(s["verts3d"][k], v_w @ R.T + t, atol=1e-5)
             np.testing.assert_allclose(s["joints3d"][k], j_w @ R.T + t, atol=1e-5)
-            # the stored camera-frame pose re-skins to the same hand (pose = layer inputs)
+            # the stored pose is the FULL pose (NeuralAnnot's pose + the model's mean) ...
             np.testing.assert_allclose(s["betas"][k], f["shape"], atol=1e-6)
             np.testing.assert_allclose(rodrigues(s["pose"][k, :3]), R @ rodrigues(f["pose"][:3]), atol=1e-5)
-            np.testing.assert_allclose(s["pose"][k, 3:], f["pose"][3:], atol=1e-6)
+            mean = models[side].hands_mean.double().numpy()
+            assert np.abs(mean).max() > 1e-2  # the check below would be vacuous with a zero mean
+            np.testing.assert_allclose(s["pose"][k, 3:], np.asarray(f["pose"][3:]) + mean, atol=1e-6)
+            # ... so it re-skins the same hand with a flat_hand_mean=True layer (up to translation)
+            v_r, j_r = skin(flat[side], s["pose"][k], s["betas"][k], np.zeros(3))
+            np.testing.assert_allclose(v_r - j_r[0], s["verts3d"][k] - s["joints3d"][k, 0], atol=1e-5)
+            np.testing.assert_allclose(j_r - j_r[0], s["joints3d"][k] - s["joints3d"][k, 0], atol=1e-5)
+
+
+def test_flat_hand_mean_models_give_the_same_samples(fake):
+    """The loader adapts NeuralAnnot's mean-subtracted pose to flat_hand_mean=True layers too."""
+    from interhand_perception.hand_model import load_hand_model
+
+    flat = {s: load_hand_model(s, flat_hand_mean=True) for s in SIDES}
+    ds = ih.InterHand26M(fake["root"], SPLIT, img_size=S, hand_models=flat, cache_dir=fake["cache"],
+                         max_samples=1, render=False)
+    a, b = ds[0], fake["ds"][0]
+    for key in ("verts3d", "joints3d", "pose", "betas", "K"):
+        np.testing.assert_allclose(a[key], b[key], atol=1e-5, err_msg=key)
 
 
 def test_mano_world_to_camera_maths(models):
@@ -399,7 +427,7 @@ def test_index_is_cached_on_disk(fake, models, monkeypatch):
     def boom(*a, **k):
         raise AssertionError("index rebuilt although cached")
 
-    monkeypatch.setattr(ih, "_build_index", boom)
+    monkeypatch.setattr(ih_index, "_build_index", boom)
     ds = ih.InterHand26M(fake["root"], SPLIT, img_size=S, hand_models=models, cache_dir=fake["cache"])
     assert len(ds) == 3
     np.testing.assert_allclose(ds[2]["verts3d"], fake["ds"][2]["verts3d"])
@@ -434,3 +462,55 @@ def test_missing_image(tmp_path, models):
     i = next(i for i in range(len(ds)) if ds.frame_info(i)["capture"] == 1)
     with pytest.raises(ih.InterHandFilesMissing, match="image"):
         ds[i]
+
+
+def test_train_and_eval_commands_on_fabricated_dataset(tmp_path, models):
+    """`interhand train` then `interhand eval` as subprocesses on a fabricated train + test split.
+
+    The fits are made with the built-in hand model, hence ``data.fits_model: builtin``; eval reads it
+    from the checkpoint's embedded config.
+    """
+    root = tmp_path / "ih26m"
+    build_dataset(root, models, seed=1, split="train")
+    build_dataset(root, models, seed=2, split="test")
+    out = tmp_path / "run"
+    cfg = tmp_path / "ih.yaml"
+    cfg.write_text(
+        "model: {backbone: resnet18, img_size: 64, num_stages: 1, width: 32, mfp_kernel: 1, "
+        "gcn_node_weights: false}\n"
+        f"data: {{kind: interhand26m, root: '{root}', fits_model: builtin, num_workers: 0}}\n"
+        f"train: {{out_dir: '{out}', device: cpu, batch_size: 2, max_steps: 2, eval_every: 2, "
+        "eval_samples: 2, warmup_steps: 1, log_every: 1, threads: 1}\n")
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1",
+           "MPLBACKEND": "Agg"}
+    run = lambda *args: subprocess.run([sys.executable, "-m", "interhand_perception.cli", *args], env=env,
+                                       capture_output=True, text=True, timeout=600)
+    tr = run("train", "--config", str(cfg), "--quiet")
+    assert tr.returncode == 0, tr.stdout + tr.stderr
+    assert (out / "last.safetensors").is_file()
+    ev = run("eval", "--checkpoint", str(out / "last.safetensors"), "--data", "interhand26m", "--root", str(root),
+             "--samples", "3", "--iv-samples", "1")
+    assert ev.returncode == 0, ev.stdout + ev.stderr
+    assert "evaluation on interhand26m/test: 3 samples" in ev.stdout
+    for row in ("stage", "MPJPE", "MPVPE-MS", "initial", "refine 1"):
+        assert row in ev.stdout, ev.stdout
+
+
+def test_fits_model_config(fake, tmp_path, monkeypatch):
+    from interhand_perception.training.config import load_run_config
+    from interhand_perception.training.data_setup import build_test_set
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # the default index cache location
+
+    over = {"data": {"kind": "interhand26m", "root": str(fake["root"])}, "model": {"img_size": 64}}
+    assert load_run_config(None, over)["data"]["fits_model"] == "mano"
+    with pytest.raises(ValueError, match="fits_model"):
+        load_run_config(None, {**over, "data": {**over["data"], "fits_model": "smplx"}})
+    cfg = load_run_config(None, {**over, "data": {**over["data"], "fits_model": "builtin"}})
+    ds = build_test_set(cfg, limit=2)
+    assert len(ds) == 2 and all(m.name == "builtin" and not m.flat_hand_mean for m in ds.models.values())
+    with pytest.raises(ValueError, match="MANO"):  # default: the fits need the real MANO files
+        build_test_set(load_run_config(None, over), limit=2)
+    cfg["hand_model"]["mano_dir"] = str(tmp_path)
+    with pytest.raises(ValueError, match="mano_dir"):
+        build_test_set(cfg, limit=2)

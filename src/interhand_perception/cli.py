@@ -42,8 +42,11 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
     res = evaluate_checkpoint(args.checkpoint, data=args.data, root=args.root, split=args.split,
                               num_samples=args.samples, iv_samples=args.iv_samples, device=args.device,
-                              mano_dir=args.mano_dir, batch_size=args.batch_size)
+                              mano_dir=args.mano_dir, batch_size=args.batch_size,
+                              overlay=args.overlay or None)
     print(format_report(res))
+    if res.get("overlay"):
+        print(f"wrote {res['overlay']} (input | DIR prediction | side view | ground truth)")
     if args.out:
         Path(args.out).write_text(json.dumps(res, indent=2))
         print(f"wrote {args.out}")
@@ -101,6 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--device", default="auto", help="auto | cpu | cuda")
     e.add_argument("--batch-size", type=int, default=16)
     e.add_argument("--out", help="also write the results as JSON here")
+    e.add_argument("--overlay", default="eval_overlay.png",
+                   help="PNG of predictions vs. ground truth for the first samples ('' to skip; default %(default)s)")
     e.set_defaults(func=_cmd_eval)
 
     b = sub.add_parser("bench", help="forward latency and parameter counts (ResNet-18/50, T = 0, 1, 2)",

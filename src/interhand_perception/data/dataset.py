@@ -36,6 +36,15 @@ def normalise_image(image: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))
 
 
+def normalise_batch(images, device=None, dtype=torch.float32) -> torch.Tensor:
+    """RGB uint8 images (B, S, S, 3) (array or list) -> ImageNet-normalised (B, 3, S, S) tensor."""
+    x = torch.from_numpy(np.ascontiguousarray(np.stack(list(images)) if isinstance(images, (list, tuple)) else images))
+    x = x.to(device).permute(0, 3, 1, 2).to(dtype) / 255.0
+    mean = torch.as_tensor(IMAGENET_MEAN, device=x.device, dtype=dtype).view(1, 3, 1, 1)
+    std = torch.as_tensor(IMAGENET_STD, device=x.device, dtype=dtype).view(1, 3, 1, 1)
+    return (x - mean) / std
+
+
 def denormalise_image(x: torch.Tensor) -> np.ndarray:
     """Inverse of :func:`normalise_image`: (3, S, S) -> (S, S, 3) uint8."""
     img = x.detach().cpu().numpy().transpose(1, 2, 0) * IMAGENET_STD + IMAGENET_MEAN

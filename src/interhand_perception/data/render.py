@@ -46,13 +46,13 @@ def project(verts: np.ndarray, K: np.ndarray) -> np.ndarray:
     """Pinhole projection.
 
     Args:
-        verts: (N, 3) camera-frame points (z > 0).
+        verts: (..., 3) camera-frame points (z > 0).
         K: (3, 3) intrinsics.
     Returns:
-        (N, 2) pixel coordinates (same dtype family as float64 math).
+        (..., 2) float64 pixel coordinates.
     """
     p = np.asarray(verts, dtype=np.float64) @ np.asarray(K, dtype=np.float64).T
-    return p[:, :2] / p[:, 2:3]
+    return p[..., :2] / p[..., 2:3]
 
 
 def concat_meshes(meshes: Sequence[tuple[np.ndarray, np.ndarray]]

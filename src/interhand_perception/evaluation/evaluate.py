@@ -16,21 +16,12 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from ..data.dataset import normalise_batch
 from ..hand_model.joints import SIDES
 from ..training.losses import UNIT
 from .interpenetration import interpenetration_volume
 from .metrics import evaluate_protocols, joint_errors, miaa, pck_curve
 
-IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
-IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
-
-
-def images_to_tensor(images: list[np.ndarray], device, dtype=torch.float32) -> torch.Tensor:
-    """List of (S, S, 3) uint8 RGB -> normalised (B, 3, S, S) tensor."""
-    x = torch.from_numpy(np.stack(images)).to(device).permute(0, 3, 1, 2).to(dtype) / 255.0
-    mean = torch.tensor(IMAGENET_MEAN, device=device, dtype=dtype).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD, device=device, dtype=dtype).view(1, 3, 1, 1)
-    return (x - mean) / std
 
 
 def _stack_pred(pred: dict, img_size: int) -> list[dict]:
@@ -66,7 +57,7 @@ def evaluate_model(model: torch.nn.Module, dataset, batch_size: int = 16, device
     for start in tqdm(range(0, n, batch_size), disable=not progress, desc="eval", unit="batch"):
         samples = [dataset[i] for i in range(start, min(n, start + batch_size))]
         img_size = samples[0]["image"].shape[0]
-        pred = model(images_to_tensor([s["image"] for s in samples], device, dtype))
+        pred = model(normalise_batch([s["image"] for s in samples], device, dtype))
         per_stage = _stack_pred(pred, img_size)
         if not stages_acc:
             stages_acc = [{k: [] for k in per_stage[0]} for _ in per_stage]
@@ -111,8 +102,13 @@ def evaluate_model(model: torch.nn.Module, dataset, batch_size: int = 16, device
 
 def evaluate_checkpoint(checkpoint: str, data: str = "synthetic", root: str | None = None, split: str = "test",
                         num_samples: int = 500, iv_samples: int = 100, device: str = "auto",
-                        mano_dir: str | None = None, batch_size: int = 16) -> dict:
-    """Load a checkpoint and evaluate it on the synthetic test split or on InterHand2.6M."""
+                        mano_dir: str | None = None, batch_size: int = 16, overlay: str | None = None,
+                        overlay_samples: int = 6) -> dict:
+    """Load a checkpoint and evaluate it on the synthetic test split or on InterHand2.6M.
+
+    With ``overlay`` a PNG is written: input, predicted meshes, side view and ground truth for
+    the first ``overlay_samples`` samples.
+    """
     from ..runtime.reconstructor import HandReconstructor
     from ..training.data_setup import build_test_set
 
@@ -124,6 +120,11 @@ def evaluate_checkpoint(checkpoint: str, data: str = "synthetic", root: str | No
                          with_iv=iv_samples > 0, iv_samples=iv_samples)
     res.update({"checkpoint": str(checkpoint), "data": data, "split": split,
                 "config": {k: cfg[k] for k in ("model",)}})
+    if overlay:
+        from ..visualization.figures import save_prediction_figure
+
+        picks = [dataset[i] for i in range(min(overlay_samples, len(dataset)))]
+        res["overlay"] = str(save_prediction_figure(rec, picks, overlay))
     return res
 
 

@@ -16,13 +16,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..data.dataset import normalise_batch
 from ..hand_model.joints import JOINT_NAMES, SIDES
 from ..hand_model.lbs import matrix_to_axis_angle, pca_to_axis_angle, rot6d_to_matrix
 from ..training.checkpoint import read_checkpoint
 from ..training.losses import UNIT
-
-IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
-IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
 
 
 @dataclass
@@ -107,8 +105,6 @@ class HandReconstructor:
         self.joint_names = JOINT_NAMES
         self.faces = {s: np.asarray(hand_models[s].faces, dtype=np.int64) for s in SIDES}
         self.hand_model_ids = {s: getattr(hand_models[s], "fingerprint", "?") for s in SIDES}
-        self._mean = torch.tensor(IMAGENET_MEAN, device=device, dtype=dtype).view(1, 3, 1, 1)
-        self._std = torch.tensor(IMAGENET_STD, device=device, dtype=dtype).view(1, 3, 1, 1)
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str = "auto", mano_dir: str | None = None,
@@ -158,8 +154,7 @@ class HandReconstructor:
             raise ValueError(f"expected uint8 images, got {arr.dtype}")
         if arr.shape[1:3] != (self.img_size, self.img_size):
             arr = np.stack([cv2.resize(a, (self.img_size, self.img_size), interpolation=cv2.INTER_AREA) for a in arr])
-        x = torch.from_numpy(np.ascontiguousarray(arr)).to(self.device).permute(0, 3, 1, 2)
-        return (x.to(self.dtype) / 255.0 - self._mean) / self._std
+        return normalise_batch(arr, self.device, self.dtype)
 
     @torch.inference_mode()
     def forward_raw(self, images: np.ndarray) -> dict:
@@ -178,22 +173,23 @@ class HandReconstructor:
         """Convert the final stage of a network output into :class:`TwoHandResult` objects."""
         last = pred["stages"][-1]
         seg_prob = torch.softmax(pred["seg"].float(), dim=1)
+        sl = self.model.config.param_slices  # layout depends on num_pca / num_betas
         per_side = {}
         for i, side in enumerate(SIDES):
             params = last["params"][side].float()
             hm = self.hand_models[side]
-            rot = rot6d_to_matrix(params[:, 0:6])
-            k = hm.num_pca_comps
+            rot = rot6d_to_matrix(params[:, sl["rot6d"]])
+            pca = params[:, sl["pose"]]
             mean = None if hm.flat_hand_mean else hm.hands_mean.float()
-            full = pca_to_axis_angle(params[:, 6:6 + k], hm.hands_components.float(), mean)
+            full = pca_to_axis_angle(pca, hm.hands_components.float(), mean)
             per_side[side] = {
                 "vertices": last["verts"][side].float().cpu().numpy(),
                 "joints": last["joints"][side].float().cpu().numpy(),
                 "joints2d": ((last["joints2d"][side].float() + 1.0) * (self.img_size / 2.0)).cpu().numpy(),
                 "global_orient": matrix_to_axis_angle(rot).cpu().numpy(),
                 "hand_pose": full.cpu().numpy(),
-                "pose_pca": params[:, 6:6 + k].cpu().numpy(),
-                "betas": params[:, 51:61].cpu().numpy(),
+                "pose_pca": pca.cpu().numpy(),
+                "betas": params[:, sl["betas"]].cpu().numpy(),
                 "camera": last["camera"][side].float().cpu().numpy(),
                 "confidence": hand_confidence(seg_prob, last["verts2d"][side].float(), i + 1).cpu().numpy(),
             }

@@ -27,6 +27,10 @@ DEFAULTS: dict = {
         "seed": 0,
         "cache_dir": None,  # pre-rendered synthetic shards (interhand gen-data)
         "root": None,  # InterHand2.6M root
+        # What skins InterHand2.6M's NeuralAnnot fits: "mano" (real data: the MANO files of
+        # hand_model.mano_dir) or "builtin" (the built-in hand model; only meaningful for data whose
+        # fits were made with it, e.g. the fabricated test fixtures; needs hand_model.mano_dir unset).
+        "fits_model": "mano",
         "max_samples": None,
         "augment": True,
         "num_workers": 2,
@@ -55,6 +59,7 @@ DEFAULTS: dict = {
 
 CHOICES = {
     "data.kind": ("synthetic", "interhand26m"),
+    "data.fits_model": ("mano", "builtin"),
     "train.device": ("auto", "cpu", "cuda"),
 }
 POSITIVE = ("train.epochs", "train.batch_size", "train.lr", "train.log_every", "train.ckpt_every",

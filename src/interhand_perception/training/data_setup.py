@@ -60,8 +60,17 @@ def _interhand(cfg: dict, split: str, transform=None, limit: int | None = None):
     from ..data.interhand26m import InterHand26M
 
     d = cfg["data"]
-    ds = InterHand26M(d["root"], split=split, img_size=int(cfg["model"]["img_size"]),
-                      mano_dir=cfg["hand_model"].get("mano_dir"), max_samples=limit or d.get("max_samples"))
+    mano_dir = cfg["hand_model"].get("mano_dir")
+    fits_hand_models = None
+    if d.get("fits_model", "mano") == "builtin":
+        if mano_dir is not None:
+            raise ValueError("config 'data.fits_model' is 'builtin' (fits made with the built-in hand model) "
+                             "but 'hand_model.mano_dir' is set: unset one of them")
+        # fresh CPU layers (not the network's, which may sit on a GPU); flat_hand_mean=False, the
+        # NeuralAnnot convention the loader reads the fits in
+        fits_hand_models = {s: load_hand_model(s) for s in SIDES}
+    ds = InterHand26M(d["root"], split=split, img_size=int(cfg["model"]["img_size"]), mano_dir=mano_dir,
+                      hand_models=fits_hand_models, max_samples=limit or d.get("max_samples"))
     return MappedDataset(ds, transform) if transform is not None else ds
 
 

@@ -39,7 +39,7 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device 'cuda' requested but torch.cuda.is_available() is False; use 'cpu' or 'auto'")
+        raise ValueError("device 'cuda' requested but no CUDA GPU is available (torch.cuda.is_available() is False); use 'cpu' or 'auto'")
     return torch.device(name)
 
 
@@ -165,7 +165,7 @@ def train(cfg: dict, resume: bool = False, quiet: bool = False) -> dict:
     while step < total_steps and not stop:
         if sampler is not None:
             sampler.set_epoch(epoch)
-        for batch in loader:
+        for i, batch in enumerate(loader):
             batch = to_device(batch, device)
             pred = net(batch["image"])
             loss, logs = dir_loss(pred, batch, mesh, weights)
@@ -202,6 +202,8 @@ def train(cfg: dict, resume: bool = False, quiet: bool = False) -> dict:
                 out_of_time = bool(flag.item() > 0)
             if step >= total_steps or out_of_time:
                 stop = True
+                if i + 1 == steps_per_epoch:  # epoch complete: count it, so a resume starts the next one
+                    epoch += 1
                 break
         else:
             epoch += 1

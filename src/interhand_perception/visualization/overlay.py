@@ -47,7 +47,7 @@ def draw_mesh(image: np.ndarray, verts2d: np.ndarray, depth: np.ndarray, faces: 
         if not finite[f]:
             continue
         c = tuple(int(x) for x in np.clip(base * shade[f], 0, 255))
-        cv2.fillConvexPoly(layer, pts[f], c, lineType=cv2.LINE_AA, shift=4)
+        cv2.fillConvexPoly(layer, pts[f], c, lineType=cv2.LINE_8, shift=4)  # AA would leave seams
     mask = np.zeros(image.shape[:2], np.uint8)
     cv2.fillPoly(mask, [p for p, ok in zip(pts, finite) if ok], 1, shift=4)
     out = image.copy()
