@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # One-command set-up on a fresh Debian/Ubuntu machine: a virtual environment in .venv with the
-# CPU build of PyTorch (a CUDA build is used instead when one is already installed in the venv)
-# and this package with its test extras. Safe to run again.
+# CPU build of PyTorch (a CUDA build is used instead when one is already installed in the venv),
+# this package with its test extras, and ROS 2 (a sourced distribution, else the registry's
+# ros-* wheels) with the interface package built in ros2_ws/ (scripts/setup_ros.sh; skip it with
+# INTERHAND_NO_ROS=1). Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -17,3 +19,6 @@ if ! $VPY -c "import torch" 2>/dev/null; then
 fi
 $VPY -m pip install -q -e ".[test]" 2>&1 | grep -v "^WARNING: Location" || true
 $VPY -c "import torch, interhand_perception; print('interhand_perception ready: torch', torch.__version__)"
+if [ "${INTERHAND_NO_ROS:-0}" != 1 ]; then
+  VENV=.venv bash scripts/setup_ros.sh
+fi

@@ -86,3 +86,36 @@ def test_loss_weights_reject_unknown():
 
     with pytest.raises(ValueError, match="unknown loss weights"):
         LossWeights.from_dict({"joint3d": 1.0})
+
+
+def test_parameter_losses_hand_worked():
+    from interhand_perception.training.losses import parameter_losses
+
+    comps = torch.eye(45, dtype=torch.float64)
+    mean = torch.zeros(45, dtype=torch.float64)
+    # prediction: identity root (6D = first two columns of I), zero finger pose, betas 0
+    params = torch.zeros(1, 64, dtype=torch.float64)
+    params[0, 0], params[0, 4] = 1.0, 1.0
+    # target: root rotated 90 deg about z, fingers at zero, betas all 0.5
+    pose = torch.zeros(1, 48, dtype=torch.float64)
+    pose[0, 2] = math.pi / 2
+    betas = torch.full((1, 10), 0.5, dtype=torch.float64)
+    out = parameter_losses(params, pose, betas, (comps, mean), torch.tensor([True]))
+    # Rz(90) = [[0,-1,0],[1,0,0],[0,0,1]] differs from I by 1 in four entries: 4 / 9
+    assert math.isclose(float(out["root_rot"]), 4 / 9, rel_tol=1e-9)
+    assert float(out["finger_rot"]) < 1e-12
+    assert math.isclose(float(out["betas"]), 0.5, rel_tol=1e-12)
+    # an invalid hand contributes nothing
+    none = parameter_losses(params, pose, betas, (comps, mean), torch.tensor([False]))
+    assert all(float(v) == 0.0 for v in none.values())
+
+
+def test_camera_scale_keeps_a_gradient_far_from_the_reference():
+    from interhand_perception.dir_net import decode_camera, encode_camera
+
+    raw = torch.tensor([[-12.0, 0.1, 0.2], [0.0, 0.0, 0.0], [12.0, 0.0, 0.0]], requires_grad=True)
+    cam = decode_camera(raw)
+    cam[:, 0].sum().backward()
+    assert torch.all(raw.grad[:, 0] > 0)  # a hard clamp would give exactly 0 for +-12
+    assert torch.all(cam[:, 0] > 0) and torch.all(cam[:, 0] < 8.0 * math.exp(4.0))
+    assert torch.allclose(decode_camera(encode_camera(cam.detach())), cam.detach(), atol=1e-4)

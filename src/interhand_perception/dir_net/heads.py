@@ -3,7 +3,8 @@ pixel heads, and the one place where the weak-perspective camera is decoded.
 
 Per-hand parameter vector (P = 64 by default, docs/architecture.md):
 ``[0:6]`` 6D root rotation (first two columns of R, column-major: ``R[:, 0], R[:, 1]``),
-``[6:6+K]`` PCA pose, ``[.. : ..+10]`` betas, last 3 the *raw* camera ``(log(s / S0), tx, ty)``.
+``[6:6+K]`` PCA pose, ``[.. : ..+10]`` betas, last 3 the *raw* camera ``(r, tx, ty)`` with
+``log(s / S0) = 4 tanh(r / 4)`` (about ``log(s / S0)`` near the reference scale).
 :func:`decode_camera` turns the raw camera into ``(s, tx, ty)`` with ``s > 0``;
 :func:`encode_camera` is its inverse (for building targets or converting checkpoints).
 """
@@ -20,7 +21,7 @@ from ..hand_model.joints import SIDES
 #: (data/crop.py) and spans 2 units in [-1, 1]; a typical interacting pair spans ~0.2 m, so
 #: 0.2 m * S0 = 0.8 * 2 -> S0 = 8.
 CAMERA_S0 = 8.0
-#: The raw log-scale is clamped to this range before ``exp`` (s in [S0*e^-4, S0*e^4]).
+#: Bound of the log-scale: s stays in (S0*e^-4, S0*e^4), approached smoothly (tanh).
 CAMERA_LOG_CLAMP = 4.0
 
 
@@ -30,15 +31,22 @@ def decode_camera(raw: torch.Tensor) -> torch.Tensor:
     Args:
         raw: (..., 3) ``(log(s / S0), tx, ty)`` as stored in the parameter vector.
     Returns:
-        (..., 3) ``(s, tx, ty)`` with ``s = S0 * exp(clamp(raw_s))`` > 0.
+        (..., 3) ``(s, tx, ty)`` with ``s = S0 * exp(L * tanh(raw_s / L))`` > 0, L the bound.
+
+    The bound is smooth on purpose: a hard clamp has zero gradient outside its range, and early
+    in training the 2D loss can push the scale down (a collapsed projection is the L1 optimum
+    while the orientation is still unknown) into a region it could never leave.
     """
-    s = CAMERA_S0 * torch.exp(raw[..., :1].clamp(-CAMERA_LOG_CLAMP, CAMERA_LOG_CLAMP))
+    b = CAMERA_LOG_CLAMP
+    s = CAMERA_S0 * torch.exp(b * torch.tanh(raw[..., :1] / b))
     return torch.cat([s, raw[..., 1:]], dim=-1)
 
 
 def encode_camera(cam: torch.Tensor) -> torch.Tensor:
     """Inverse of :func:`decode_camera`. (..., 3) ``(s, tx, ty)`` with s > 0 -> (..., 3) raw."""
-    return torch.cat([torch.log(cam[..., :1] / CAMERA_S0), cam[..., 1:]], dim=-1)
+    b = CAMERA_LOG_CLAMP
+    log_s = torch.log(cam[..., :1] / CAMERA_S0).clamp(-b + 1e-6, b - 1e-6)
+    return torch.cat([b * torch.atanh(log_s / b), cam[..., 1:]], dim=-1)
 
 
 def project_weak_perspective(xyz: torch.Tensor, cam: torch.Tensor) -> torch.Tensor:

@@ -33,6 +33,7 @@ DEFAULTS: dict = {
         "fits_model": "mano",
         "max_samples": None,
         "augment": True,
+        "augment_rotation_deg": 180.0,  # in-plane rotation range of the augmentation (release: 180)
         "num_workers": 2,
     },
     "loss": {},

@@ -24,9 +24,16 @@ def build_model(cfg: dict, device: torch.device) -> tuple[DIRNet, dict]:
 
 
 def mesh_tensors(hand_models: dict, device: torch.device) -> dict:
-    """Faces and unique edges per side as long tensors (for the edge/normal losses)."""
+    """What the losses need of the hand models, per side: faces and unique edges (long tensors)
+    and the PCA basis ``(components (K, 45), mean (45,))`` (mean zero for flat_hand_mean)."""
     faces = {s: torch.as_tensor(hand_models[s].faces, dtype=torch.long, device=device) for s in SIDES}
-    return {"faces": faces, "edges": {s: unique_edges(f) for s, f in faces.items()}}
+    pca = {}
+    for s in SIDES:
+        m = hand_models[s]
+        comps = m.hands_components.to(device)
+        mean = torch.zeros_like(m.hands_mean) if m.flat_hand_mean else m.hands_mean
+        pca[s] = (comps, mean.to(device))
+    return {"faces": faces, "edges": {s: unique_edges(f) for s, f in faces.items()}, "pca": pca}
 
 
 def aux_size(cfg: dict) -> int:
@@ -77,7 +84,7 @@ def _interhand(cfg: dict, split: str, transform=None, limit: int | None = None):
 def build_train_set(cfg: dict, hand_models: dict | None = None):
     """Training dataset yielding tensors (``TrainingTransform``; augmented when data.augment)."""
     d = cfg["data"]
-    aug = AugmentConfig() if d.get("augment", True) else None
+    aug = AugmentConfig(rotation_deg=float(d["augment_rotation_deg"])) if d.get("augment", True) else None
     transform = TrainingTransform(int(cfg["model"]["img_size"]), aux_size(cfg), aug)
     if d["kind"] == "synthetic":
         return _synthetic(cfg, "train", int(d["train_samples"]), transform)

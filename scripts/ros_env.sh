@@ -1,0 +1,88 @@
+# Source this file (bash or zsh) to use the ROS 2 interface package built by
+# scripts/setup_ros.sh:    source scripts/ros_env.sh
+#
+# It puts ros2_ws/install/interhand_perception_msgs on PYTHONPATH, LD_LIBRARY_PATH and
+# AMENT_PREFIX_PATH (plus the venv holding the ROS 2 wheels, or sources the ROS 2 distribution
+# the package was built with), and keeps DDS discovery on this machine
+# (ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST unless already set). Safe to source again; prints
+# nothing unless something is wrong. See docs/ros_setup.md.
+
+_ih_env_main() {
+  local src root inst stamp sp dir
+  [ -n "${ZSH_VERSION:-}" ] && setopt local_options null_glob
+  if [ -n "${BASH_VERSION:-}" ]; then
+    src=${BASH_SOURCE[0]}
+  elif [ -n "${ZSH_VERSION:-}" ]; then
+    eval 'src=${(%):-%x}'
+  else
+    src=scripts/ros_env.sh  # other shells: source it from the repository root
+  fi
+  root=$(cd "$(dirname "$src")/.." 2>/dev/null && pwd) || root=
+  inst=$root/ros2_ws/install/interhand_perception_msgs
+  stamp=$root/ros2_ws/install/interhand_ros_env
+  if [ -z "$root" ] || [ ! -d "$inst" ] || [ ! -f "$stamp" ]; then
+    echo "ros_env.sh: interhand_perception_msgs is not built in ${root:-?}/ros2_ws; run scripts/setup_ros.sh first" >&2
+    return 1
+  fi
+  # IH_ROS_FROM (pypi|distro), IH_ROS_VENV, IH_ROS_DISTRO, IH_ROS_PYTHON
+  local IH_ROS_FROM= IH_ROS_VENV= IH_ROS_DISTRO= IH_ROS_PYTHON=
+  . "$stamp"
+
+  if [ "$IH_ROS_FROM" = distro ]; then
+    case ":${AMENT_PREFIX_PATH:-}:" in
+      *":/opt/ros/$IH_ROS_DISTRO:"*) ;;
+      *)
+        if [ -n "${ZSH_VERSION:-}" ] && [ -f "/opt/ros/$IH_ROS_DISTRO/setup.zsh" ]; then
+          . "/opt/ros/$IH_ROS_DISTRO/setup.zsh"
+        elif [ -f "/opt/ros/$IH_ROS_DISTRO/setup.bash" ] && [ -n "${BASH_VERSION:-}" ]; then
+          . "/opt/ros/$IH_ROS_DISTRO/setup.bash"
+        elif [ -f "/opt/ros/$IH_ROS_DISTRO/setup.sh" ]; then
+          . "/opt/ros/$IH_ROS_DISTRO/setup.sh"
+        elif [ "${ROS_DISTRO:-}" != "$IH_ROS_DISTRO" ]; then
+          echo "ros_env.sh: built with ROS $IH_ROS_DISTRO, which is neither sourced nor in /opt/ros/$IH_ROS_DISTRO" >&2
+          return 1
+        fi ;;
+    esac
+  else
+    if [ ! -x "$IH_ROS_VENV/bin/python" ]; then
+      echo "ros_env.sh: the venv $IH_ROS_VENV that ros2_ws was built with is gone; run scripts/setup_ros.sh again" >&2
+      return 1
+    fi
+    case ":${AMENT_PREFIX_PATH:-}:" in
+      *":$IH_ROS_VENV:"*) ;;
+      *) export AMENT_PREFIX_PATH="$IH_ROS_VENV${AMENT_PREFIX_PATH:+:$AMENT_PREFIX_PATH}" ;;
+    esac
+    # The venv's own libraries reach its Python processes through the wheels' start-up hook
+    # (ros_wheels_bootstrapper); they are not exported to this shell on purpose.
+  fi
+
+  for sp in "$inst"/lib/python3*/site-packages; do
+    [ -d "$sp" ] || continue
+    case ":${PYTHONPATH:-}:" in
+      *":$sp:"*) ;;
+      *) export PYTHONPATH="$sp${PYTHONPATH:+:$PYTHONPATH}" ;;
+    esac
+  done
+  dir=$inst/lib
+  case ":${LD_LIBRARY_PATH:-}:" in
+    *":$dir:"*) ;;
+    *) export LD_LIBRARY_PATH="$dir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" ;;
+  esac
+  case ":${AMENT_PREFIX_PATH:-}:" in
+    *":$inst:"*) ;;
+    *) export AMENT_PREFIX_PATH="$inst${AMENT_PREFIX_PATH:+:$AMENT_PREFIX_PATH}" ;;
+  esac
+
+  # Keep DDS traffic on this machine unless the caller chose otherwise.
+  case "${IH_ROS_DISTRO:-${ROS_DISTRO:-}}" in
+    humble|iron) export ROS_LOCALHOST_ONLY="${ROS_LOCALHOST_ONLY:-1}" ;;  # before the discovery range existed
+    *) export ROS_AUTOMATIC_DISCOVERY_RANGE="${ROS_AUTOMATIC_DISCOVERY_RANGE:-LOCALHOST}" ;;
+  esac
+  return 0
+}
+if _ih_env_main; then
+  unset -f _ih_env_main
+else
+  unset -f _ih_env_main
+  return 1 2>/dev/null || exit 1
+fi
