@@ -21,17 +21,9 @@ from interhand_perception.training.losses import UNIT
 from interhand_perception.visualization.overlay import (SIDE_COLOURS, overlay_two_hands, side_view,
                                                         weak_perspective_to_pixels)
 
-TINY_MODEL = {"backbone": "resnet18", "img_size": 64, "num_stages": 2, "width": 32, "mfp_kernel": 1,
-              "gcn_node_weights": False}
+from tiny_config import TINY_MODEL
+
 S = TINY_MODEL["img_size"]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def make_checkpoint(path, **model_overrides):

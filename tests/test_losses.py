@@ -119,3 +119,17 @@ def test_camera_scale_keeps_a_gradient_far_from_the_reference():
     assert torch.all(raw.grad[:, 0] > 0)  # a hard clamp would give exactly 0 for +-12
     assert torch.all(cam[:, 0] > 0) and torch.all(cam[:, 0] < 8.0 * math.exp(4.0))
     assert torch.allclose(decode_camera(encode_camera(cam.detach())), cam.detach(), atol=1e-4)
+
+
+def test_weak_perspective_fit_and_camera_loss_hand_worked():
+    from interhand_perception.training.losses import camera_loss, fit_weak_perspective
+
+    # three points projected exactly with s = 5, t = (0.1, -0.2): the fit recovers them
+    xyz = torch.tensor([[[0.0, 0.0, 0.3], [0.1, 0.0, 0.0], [0.0, -0.2, 0.1]]], dtype=torch.float64)
+    uv = 5.0 * xyz[..., :2] + torch.tensor([0.1, -0.2], dtype=torch.float64)
+    cam = fit_weak_perspective(xyz, uv)
+    assert torch.allclose(cam, torch.tensor([[5.0, 0.1, -0.2]], dtype=torch.float64))
+    # a prediction with s = 5e and t off by (0.3, 0): |log 5e - log 5| = 1, |0.3|, 0 -> mean 1.3 / 3
+    pred = torch.tensor([[5.0 * math.e, 0.4, -0.2]], dtype=torch.float64)
+    got = camera_loss(pred, xyz, uv, torch.tensor([True]))
+    assert math.isclose(float(got), 1.3 / 3, rel_tol=1e-9)

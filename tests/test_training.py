@@ -20,24 +20,15 @@ from interhand_perception.training.checkpoint import load_train_state, read_chec
 from interhand_perception.training.config import load_run_config
 from interhand_perception.training.data_setup import build_hand_models, build_model
 from interhand_perception.training.trainer import train
+from tiny_config import TINY_MODEL
 
 TINY = {
-    "model": {"backbone": "resnet18", "img_size": 64, "num_stages": 2, "width": 32, "mfp_kernel": 1,
-              "gcn_node_weights": False},
+    "model": dict(TINY_MODEL),
     "data": {"kind": "synthetic", "train_samples": 16, "test_samples": 8, "num_workers": 0},
     "train": {"device": "cpu", "batch_size": 4, "max_steps": 4, "log_every": 2, "ckpt_every": 2,
               "eval_every": 4, "eval_samples": 4, "warmup_steps": 1, "threads": 1},
 }
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """The machine is shared: one intra-op thread avoids oversubscription stalls."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def write_config(path: Path, out_dir: Path, **sections) -> Path:
