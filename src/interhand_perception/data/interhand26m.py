@@ -56,8 +56,8 @@ from ..hand_model.joints import SIDES
 from .crop import CROP_FILL, crop_image, crop_intrinsics, square_box, transform_points
 # Re-exported: the public (and test-facing) names of the loader live on this module.
 from .interhand26m_geometry import (  # noqa: F401
-    IH_HAND_OFFSET, IH_ROOT, IH_TO_OURS, NUM_IH_JOINTS, _hand_pose_for_model, _matrix_to_rotvec,
-    _model_device_dtype, _model_hands_mean, _rotvec_to_matrix, camera_extrinsics, ih42_to_ours,
+    IH_HAND_OFFSET, IH_ROOT, IH_TO_OURS, NUM_IH_JOINTS, _hand_pose_for_model,
+    _model_device_dtype, _model_hands_mean, camera_extrinsics, ih42_to_ours,
     mano_world_to_camera, ours_to_ih42, rest_root_joint, world_mm_to_camera_m,
 )
 from .render import project  # noqa: F401  (the one pinhole projection of the project)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-import cv2
 import numpy as np
 import torch
 
@@ -41,6 +40,8 @@ IH_ROOT = {"right": 20, "left": 41}
 
 _INDEX_VERSION = 1
 _INDEX_MEMO: dict[str, "_FrameIndex"] = {}
+
+from ..hand_model.rotation_np import axis_angle_to_matrix, matrix_to_axis_angle
 
 
 def ih42_to_ours(joints42: np.ndarray) -> np.ndarray:
@@ -79,16 +80,6 @@ def camera_extrinsics(campos_mm: Sequence[float], camrot: Sequence[Sequence[floa
 def world_mm_to_camera_m(points_mm: np.ndarray, R: np.ndarray, t: np.ndarray) -> np.ndarray:
     """(N, 3) world millimetres -> (N, 3) camera metres."""
     return (np.asarray(points_mm, dtype=np.float64) / 1000.0) @ np.asarray(R).T + np.asarray(t)
-
-
-def _rotvec_to_matrix(v: np.ndarray) -> np.ndarray:
-    m, _ = cv2.Rodrigues(np.asarray(v, dtype=np.float64).reshape(3, 1))
-    return m
-
-
-def _matrix_to_rotvec(m: np.ndarray) -> np.ndarray:
-    v, _ = cv2.Rodrigues(np.asarray(m, dtype=np.float64))
-    return v.reshape(3)
 
 
 def _hand_pose_for_model(model: Any, neural_pose45: np.ndarray) -> np.ndarray:
@@ -182,7 +173,7 @@ def mano_world_to_camera(global_orient: np.ndarray, transl: np.ndarray, root_joi
     R = np.asarray(R, dtype=np.float64)
     t = np.asarray(t, dtype=np.float64).reshape(3)
     j0 = np.asarray(root_joint, dtype=np.float64).reshape(3)
-    rg = R @ _rotvec_to_matrix(global_orient)
+    rg = R @ axis_angle_to_matrix(global_orient)
     trans = R @ (np.asarray(transl, dtype=np.float64).reshape(3) + j0) + t - j0
-    return _matrix_to_rotvec(rg), trans
+    return matrix_to_axis_angle(rg), trans
 

@@ -11,8 +11,8 @@ import numpy as np
 import torch
 
 from .crop import square_box
-from ..hand_model import lbs
 from ..hand_model.joints import SIDES
+from ..hand_model.rotation_np import axis_angle_to_matrix, matrix_to_axis_angle  # noqa: F401  (re-exported)
 
 if TYPE_CHECKING:  # pragma: no cover
     from .synthetic import SyntheticConfig
@@ -60,18 +60,6 @@ def sample_orientation(rng: np.random.Generator, side: str, cfg: SyntheticConfig
         f = np.array([np.sin(psi), -np.cos(psi), rng.normal(0.0, 0.5)])
         if abs(np.dot(_unit(f), n)) < 0.95:
             return hand_rotation(n, f, side)
-
-
-def matrix_to_axis_angle(rot: np.ndarray) -> np.ndarray:
-    """(..., 3, 3) rotation matrices -> (..., 3) axis-angle (uses the hand model's lbs)."""
-    r = torch.as_tensor(np.asarray(rot, dtype=np.float64)).reshape(-1, 3, 3)
-    return lbs.matrix_to_axis_angle(r).numpy().reshape(np.shape(rot)[:-2] + (3,))
-
-
-def axis_angle_to_matrix(aa: np.ndarray) -> np.ndarray:
-    """(..., 3) axis-angle -> (..., 3, 3) rotation matrices (uses the hand model's lbs)."""
-    v = torch.as_tensor(np.asarray(aa, dtype=np.float64)).reshape(-1, 3)
-    return lbs.batch_rodrigues(v).numpy().reshape(np.shape(aa)[:-1] + (3, 3))
 
 
 def close_pairs(pa: np.ndarray, pb: np.ndarray, radius: float) -> tuple[np.ndarray, np.ndarray]:

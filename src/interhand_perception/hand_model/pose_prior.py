@@ -22,6 +22,7 @@ from functools import lru_cache
 import numpy as np
 
 from .builtin_mesh import JOINT0, shape_factors, skeleton
+from .rotation_np import axis_angle_to_matrix, matrix_to_axis_angle  # noqa: F401  (re-exported)
 
 STYLES: tuple[str, ...] = ("open", "fist", "pinch", "point", "grasp", "random")
 STYLE_WEIGHTS: tuple[float, ...] = (0.2, 0.15, 0.2, 0.1, 0.2, 0.15)
@@ -82,14 +83,6 @@ def joint_axes() -> np.ndarray:
     return axes
 
 
-def axis_angle_to_matrix(aa: np.ndarray) -> np.ndarray:
-    """Axis-angle vectors (..., 3) -> rotation matrices (..., 3, 3)."""
-    aa = np.asarray(aa, dtype=np.float64)
-    angle = np.linalg.norm(aa, axis=-1)
-    axis = aa / np.where(angle > 1e-12, angle, 1.0)[..., None]
-    return _axis_angle_matrix(axis, angle)
-
-
 def _axis_angle_matrix(axis: np.ndarray, angle: np.ndarray) -> np.ndarray:
     """Rotations about unit axes (..., 3) by angles (...) -> (..., 3, 3)."""
     k = np.zeros(axis.shape[:-1] + (3, 3))
@@ -97,17 +90,6 @@ def _axis_angle_matrix(axis: np.ndarray, angle: np.ndarray) -> np.ndarray:
     k = k - np.swapaxes(k, -1, -2)
     s, c = np.sin(angle)[..., None, None], np.cos(angle)[..., None, None]
     return np.eye(3) + s * k + (1.0 - c) * (k @ k)
-
-
-def matrix_to_axis_angle(r: np.ndarray) -> np.ndarray:
-    """Rotation matrices (..., 3, 3) -> axis-angle (..., 3), angles in [0, pi)."""
-    cos = np.clip((np.trace(r, axis1=-2, axis2=-1) - 1.0) / 2.0, -1.0, 1.0)
-    angle = np.arccos(cos)
-    vec = np.stack([r[..., 2, 1] - r[..., 1, 2], r[..., 0, 2] - r[..., 2, 0],
-                    r[..., 1, 0] - r[..., 0, 1]], axis=-1)
-    sin = np.sin(angle)
-    scale = np.where(sin > 1e-6, angle / (2.0 * np.where(sin > 1e-6, sin, 1.0)), 0.5)
-    return vec * scale[..., None]
 
 
 def angles_to_pose(angles: np.ndarray) -> np.ndarray:
