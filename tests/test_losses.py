@@ -100,13 +100,14 @@ def test_parameter_losses_hand_worked():
     pose = torch.zeros(1, 48, dtype=torch.float64)
     pose[0, 2] = math.pi / 2
     betas = torch.full((1, 10), 0.5, dtype=torch.float64)
-    out = parameter_losses(params, pose, betas, (comps, mean), torch.tensor([True]))
+    to_aa = lambda coeffs, _kind: coeffs @ comps + mean  # noqa: E731  (identity PCA basis, zero mean)
+    out = parameter_losses(params, pose, betas, to_aa, 45, torch.tensor([True]))
     # Rz(90) = [[0,-1,0],[1,0,0],[0,0,1]] differs from I by 1 in four entries: 4 / 9
     assert math.isclose(float(out["root_rot"]), 4 / 9, rel_tol=1e-9)
     assert float(out["finger_rot"]) < 1e-12
     assert math.isclose(float(out["betas"]), 0.5, rel_tol=1e-12)
     # an invalid hand contributes nothing
-    none = parameter_losses(params, pose, betas, (comps, mean), torch.tensor([False]))
+    none = parameter_losses(params, pose, betas, to_aa, 45, torch.tensor([False]))
     assert all(float(v) == 0.0 for v in none.values())
 
 

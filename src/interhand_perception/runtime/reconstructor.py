@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 from ..data.dataset import normalise_batch
 from ..hand_model.joints import JOINT_NAMES, SIDES
-from ..hand_model.lbs import matrix_to_axis_angle, pca_to_axis_angle, rot6d_to_matrix
+from ..hand_model.lbs import matrix_to_axis_angle, rot6d_to_matrix
 from ..training.checkpoint import read_checkpoint
 from ..training.losses import UNIT
 
@@ -180,8 +180,7 @@ class HandReconstructor:
             hm = self.hand_models[side]
             rot = rot6d_to_matrix(params[:, sl["rot6d"]])
             pca = params[:, sl["pose"]]
-            mean = None if hm.flat_hand_mean else hm.hands_mean.float()
-            full = pca_to_axis_angle(pca, hm.hands_components.float(), mean)
+            full = hm.hand_pose_to_axis_angle(last["params"][side][:, sl["pose"]], "pca").float()
             per_side[side] = {
                 "vertices": last["verts"][side].float().cpu().numpy(),
                 "joints": last["joints"][side].float().cpu().numpy(),

@@ -24,16 +24,10 @@ def build_model(cfg: dict, device: torch.device) -> tuple[DIRNet, dict]:
 
 
 def mesh_tensors(hand_models: dict, device: torch.device) -> dict:
-    """What the losses need of the hand models, per side: faces and unique edges (long tensors)
-    and the PCA basis ``(components (K, 45), mean (45,))`` (mean zero for flat_hand_mean)."""
+    """What the losses need of the hand models, per side: faces and unique edges (long
+    tensors), and the models themselves (for the parameter terms)."""
     faces = {s: torch.as_tensor(hand_models[s].faces, dtype=torch.long, device=device) for s in SIDES}
-    pca = {}
-    for s in SIDES:
-        m = hand_models[s]
-        comps = m.hands_components.to(device)
-        mean = torch.zeros_like(m.hands_mean) if m.flat_hand_mean else m.hands_mean
-        pca[s] = (comps, mean.to(device))
-    return {"faces": faces, "edges": {s: unique_edges(f) for s, f in faces.items()}, "pca": pca}
+    return {"faces": faces, "edges": {s: unique_edges(f) for s, f in faces.items()}, "hand_models": hand_models}
 
 
 def aux_size(cfg: dict) -> int:

@@ -40,7 +40,7 @@ import torch
 import torch.nn.functional as F
 
 from ..hand_model.joints import SIDES
-from ..hand_model.lbs import batch_rodrigues, pca_to_axis_angle, rot6d_to_matrix
+from ..hand_model.lbs import batch_rodrigues, rot6d_to_matrix
 
 UNIT = 0.15  # metres: the release normalises 3D coordinates and the offset by 0.15 m
 
@@ -158,24 +158,24 @@ def masked_l1(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor) -> 
 
 
 def parameter_losses(params: torch.Tensor, target_pose: torch.Tensor, target_betas: torch.Tensor,
-                     pca: tuple[torch.Tensor, torch.Tensor], valid: torch.Tensor) -> dict[str, torch.Tensor]:
+                     pose_to_axis_angle, num_pca: int, valid: torch.Tensor) -> dict[str, torch.Tensor]:
     """Auxiliary hand-model parameter losses of one hand (unweighted).
 
     Args:
         params: (B, 64) network parameters (6D root rotation, K PCA coefficients, betas, camera).
         target_pose: (B, 48) camera-frame root axis-angle + full 45 axis-angle (mean included).
         target_betas: (B, 10).
-        pca: ``(components (K, 45), mean (45,))`` of the network's hand model (mean zero when the
-            model uses ``flat_hand_mean``).
+        pose_to_axis_angle: the network hand model's ``hand_pose_to_axis_angle`` (PCA
+            coefficients (B, K) -> full (B, 45) axis-angle, mean included unless flat).
+        num_pca: K.
         valid: (B,) mask.
     Returns:
         ``root_rot``, ``finger_rot``, ``betas`` scalars.
     """
-    comps, mean = pca
-    k = comps.shape[0]
+    k = num_pca
     b = params.shape[0]
     root = rot6d_to_matrix(params[:, 0:6])
-    fingers = batch_rodrigues(pca_to_axis_angle(params[:, 6:6 + k], comps, mean).reshape(-1, 3)).reshape(b, 15, 3, 3)
+    fingers = batch_rodrigues(pose_to_axis_angle(params[:, 6:6 + k], "pca").reshape(-1, 3)).reshape(b, 15, 3, 3)
     root_t = batch_rodrigues(target_pose[:, :3])
     fingers_t = batch_rodrigues(target_pose[:, 3:].reshape(-1, 3)).reshape(b, 15, 3, 3)
     nb = target_betas.shape[1]
@@ -222,13 +222,13 @@ def stage_loss(stage: dict, targets: dict, mesh: dict, w: LossWeights) -> dict[s
             ``verts2d`` (B, 2, V, 2) in [-1, 1], ``offset`` (B, 3) in units of 0.15 m,
             ``hand_valid`` (B, 2).
         mesh: ``{"faces": {side: (F, 3)}, "edges": {side: (E, 2)}}`` long tensors, and
-            ``"pca": {side: (components, mean)}`` for the parameter terms.
+            ``"hand_models": {side: HandModel}`` for the parameter terms.
     Returns:
         dict of weighted scalar terms (without the pixel-wise terms).
     """
     out: dict[str, torch.Tensor] = {}
     d = w.huber_delta
-    use_params = (w.root_rot or w.finger_rot or w.betas) and "pose" in targets and "pca" in mesh
+    use_params = (w.root_rot or w.finger_rot or w.betas) and "pose" in targets and "hand_models" in mesh
     for k in ("joints2d", "verts2d", "joints3d", "verts3d", "edge", "normal", "camera") + (
             ("root_rot", "finger_rot", "betas") if use_params else ()):
         out[k] = stage["offset"].new_zeros(())
@@ -245,8 +245,9 @@ def stage_loss(stage: dict, targets: dict, mesh: dict, w: LossWeights) -> dict[s
         if w.camera:
             out["camera"] = out["camera"] + camera_loss(stage["camera"][side], tj, targets["joints2d"][:, i], valid)
         if use_params:
+            hm = mesh["hand_models"][side]
             for k, v in parameter_losses(stage["params"][side], targets["pose"][:, i], targets["betas"][:, i],
-                                         mesh["pca"][side], valid).items():
+                                         hm.hand_pose_to_axis_angle, hm.num_pca_comps, valid).items():
                 out[k] = out[k] + v
     both = targets["hand_valid"].all(dim=1)
     out["offset"] = masked_huber(stage["offset"], targets["offset"], both, d)
