@@ -1,14 +1,15 @@
-# Source this file (bash or zsh) to use the ROS 2 interface package built by
-# scripts/setup_ros.sh:    source scripts/ros_env.sh
+# Source this file (bash or zsh) to use the ROS 2 workspace built by scripts/setup_ros.sh:
+#     source scripts/ros_env.sh
 #
-# It puts ros2_ws/install/interhand_perception_msgs on PYTHONPATH, LD_LIBRARY_PATH and
-# AMENT_PREFIX_PATH (plus the venv holding the ROS 2 wheels, or sources the ROS 2 distribution
-# the package was built with), and keeps DDS discovery on this machine
+# It puts every package installed in ros2_ws/install (interhand_perception_msgs,
+# interhand_perception, and the fallback tf2_msgs where one was built) on PYTHONPATH,
+# LD_LIBRARY_PATH and AMENT_PREFIX_PATH (plus the venv holding the ROS 2 wheels, or sources the
+# ROS 2 distribution the workspace was built with), and keeps DDS discovery on this machine
 # (ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST unless already set). Safe to source again; prints
 # nothing unless something is wrong. See docs/ros_setup.md.
 
 _ih_env_main() {
-  local src root inst stamp sp dir
+  local src root inst stamp sp dir pkg lib
   [ -n "${ZSH_VERSION:-}" ] && setopt local_options null_glob
   if [ -n "${BASH_VERSION:-}" ]; then
     src=${BASH_SOURCE[0]}
@@ -24,8 +25,8 @@ _ih_env_main() {
     echo "ros_env.sh: interhand_perception_msgs is not built in ${root:-?}/ros2_ws; run scripts/setup_ros.sh first" >&2
     return 1
   fi
-  # IH_ROS_FROM (pypi|distro), IH_ROS_VENV, IH_ROS_DISTRO, IH_ROS_PYTHON
-  local IH_ROS_FROM= IH_ROS_VENV= IH_ROS_DISTRO= IH_ROS_PYTHON=
+  # IH_ROS_FROM (pypi|distro), IH_ROS_VENV, IH_ROS_DISTRO, IH_ROS_PYTHON, IH_ROS_TF2_FALLBACK
+  local IH_ROS_FROM= IH_ROS_VENV= IH_ROS_DISTRO= IH_ROS_PYTHON= IH_ROS_TF2_FALLBACK=
   . "$stamp"
 
   if [ "$IH_ROS_FROM" = distro ]; then
@@ -56,22 +57,34 @@ _ih_env_main() {
     # (ros_wheels_bootstrapper); they are not exported to this shell on purpose.
   fi
 
-  for sp in "$inst"/lib/python3*/site-packages; do
-    [ -d "$sp" ] || continue
-    case ":${PYTHONPATH:-}:" in
-      *":$sp:"*) ;;
-      *) export PYTHONPATH="$sp${PYTHONPATH:+:$PYTHONPATH}" ;;
+  # Every package of the workspace (colcon's isolated layout: install/<pkg>/share/<pkg>).
+  for dir in "$root"/ros2_ws/install/*/; do
+    dir=${dir%/}
+    pkg=${dir##*/}
+    [ -f "$dir/share/$pkg/package.xml" ] || continue
+    for sp in "$dir"/lib/python3*/site-packages; do
+      [ -d "$sp" ] || continue
+      case ":${PYTHONPATH:-}:" in
+        *":$sp:"*) ;;
+        *) export PYTHONPATH="$sp${PYTHONPATH:+:$PYTHONPATH}" ;;
+      esac
+    done
+    # Generated interface libraries carry no RPATH: without this the first publisher fails
+    # with "Could not import 'rosidl_typesupport_c'". Only packages with shared libraries.
+    for lib in "$dir"/lib/*.so; do
+      [ -e "$lib" ] || continue
+      lib=$dir/lib
+      case ":${LD_LIBRARY_PATH:-}:" in
+        *":$lib:"*) ;;
+        *) export LD_LIBRARY_PATH="$lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" ;;
+      esac
+      break
+    done
+    case ":${AMENT_PREFIX_PATH:-}:" in
+      *":$dir:"*) ;;
+      *) export AMENT_PREFIX_PATH="$dir${AMENT_PREFIX_PATH:+:$AMENT_PREFIX_PATH}" ;;
     esac
   done
-  dir=$inst/lib
-  case ":${LD_LIBRARY_PATH:-}:" in
-    *":$dir:"*) ;;
-    *) export LD_LIBRARY_PATH="$dir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" ;;
-  esac
-  case ":${AMENT_PREFIX_PATH:-}:" in
-    *":$inst:"*) ;;
-    *) export AMENT_PREFIX_PATH="$inst${AMENT_PREFIX_PATH:+:$AMENT_PREFIX_PATH}" ;;
-  esac
 
   # Keep DDS traffic on this machine unless the caller chose otherwise.
   case "${IH_ROS_DISTRO:-${ROS_DISTRO:-}}" in

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Build the ROS 2 interface package interhand_perception_msgs (ros2_ws/) so that it can be
-# imported from this project's virtual environment. Safe to run again. See docs/ros_setup.md.
+# Build the ROS 2 workspace ros2_ws/ -- the interface package interhand_perception_msgs and the
+# package interhand_perception (the node's launcher, launch file, parameters, RViz config), plus
+# a fallback tf2_msgs where ROS 2 has none -- so that it can be used from this project's virtual
+# environment. Safe to run again. See docs/ros_setup.md.
 #
 # Two ways to get ROS 2:
 #   * a sourced ROS 2 distribution (ROS_DISTRO set and `ros2` on PATH or /opt/ros/$ROS_DISTRO):
@@ -218,9 +220,36 @@ else
 fi
 T1=$(date +%s)
 
+# ---- tf2_msgs: the real one if ROS 2 has it, else the fallback ----
+# The node publishes /tf (tf2_msgs/TFMessage). A ROS 2 distribution has tf2_msgs; the registry's
+# wheels have none, so then ros2_ws/fallback/tf2_msgs is built: the same message with the same
+# definition, hence the same type name and hash on the wire. Never both: a second tf2_msgs in the
+# workspace would shadow the distribution's. This workspace's own install is not looked at (it may
+# hold the fallback of an earlier build).
+has_tf2_msgs() {  # $1: colon-separated prefixes
+  local p prefixes
+  IFS=: read -r -a prefixes <<<"$1"
+  for p in "${prefixes[@]}"; do
+    case $p in "" | "$WS" | "$WS"/*) continue ;; esac
+    [ -e "$p/share/ament_index/resource_index/packages/tf2_msgs" ] && return 0
+  done
+  return 1
+}
+if [ "$ROS_FROM" = pypi ]; then TF2_PREFIXES=$VENV; else TF2_PREFIXES=${AMENT_PREFIX_PATH:-/opt/ros/$ROS_DISTRO}; fi
+if has_tf2_msgs "$TF2_PREFIXES"; then TF2_FALLBACK=0; else TF2_FALLBACK=1; fi
+STAMP=$(printf '%s\nIH_ROS_TF2_FALLBACK=%s' "$STAMP" "$TF2_FALLBACK")
+BASE_PATHS=("$WS/src")
+PKGS="$PKG, interhand_perception"
+if [ "$TF2_FALLBACK" = 1 ]; then
+  BASE_PATHS+=("$WS/fallback/tf2_msgs")
+  PKGS="$PKGS, tf2_msgs (fallback: no tf2_msgs in ROS 2 here)"
+fi
+
 # ---- build ros2_ws ----
 [ -f "$WS/src/$PKG/msg/TwoHands.msg" ] \
   || die "$WS/src/$PKG/msg/ does not reach the repository's msg/ folder (it is the symlink ../../../msg)"
+[ -f "$WS/src/interhand_perception/launch/hands.launch.py" ] && [ -f "$WS/src/interhand_perception/config/hands.yaml" ] \
+  || die "$WS/src/interhand_perception/launch/ and config/ do not reach the repository's launch/ and config/ folders (they are the symlinks ../../../launch and ../../../config)"
 # A build made against another ROS (another venv, the wheels vs a distribution) is not reused.
 if [ -d "$WS/build" ] && [ "$(cat "$WS/build/.interhand_ros_env" 2>/dev/null || true)" != "$STAMP" ]; then
   say "ROS environment changed: rebuilding ros2_ws from scratch"
@@ -229,9 +258,9 @@ fi
 mkdir -p "$WS/build" "$WS/log"
 printf '%s\n' "$STAMP" > "$WS/build/.interhand_ros_env"
 BUILD_LOG=$WS/log/setup_ros_build.log
-say "building $PKG with colcon (log: ${BUILD_LOG#"$ROOT"/})"
+say "building $PKGS with colcon (log: ${BUILD_LOG#"$ROOT"/})"
 if ! (cd "$WS" && build_env "$COLCON" --log-base "$WS/log" build \
-        --base-paths "$WS/src" --build-base "$WS/build" --install-base "$WS/install" \
+        --base-paths "${BASE_PATHS[@]}" --build-base "$WS/build" --install-base "$WS/install" \
         --event-handlers console_cohesion+ console_stderr- \
         --cmake-args -DPython3_EXECUTABLE="$BUILD_PY" -DBUILD_TESTING=OFF \
                      -DCMAKE_BUILD_TYPE=Release) >"$BUILD_LOG" 2>&1; then
@@ -246,11 +275,18 @@ T2=$(date +%s)
 if ! out=$(bash -c 'source "$1/scripts/ros_env.sh" && "$2" -c "
 import rclpy
 from interhand_perception_msgs.msg import TwoHands, Hand, HandMesh
+from tf2_msgs.msg import TFMessage
 TwoHands.__class__.__import_type_support__()
 HandMesh.__class__.__import_type_support__()
+TFMessage.__class__.__import_type_support__()
 assert len(Hand.JOINT_NAMES.split(\",\")) == Hand.NUM_JOINTS == 21
 "' _ "$ROOT" "$([ "$ROS_FROM" = pypi ] && echo "$VENV/bin/python" || echo "$BUILD_PY")" 2>&1); then
   echo "$out" >&2
-  die "the built $PKG does not import with scripts/ros_env.sh"
+  die "the built $PKG (or tf2_msgs) does not import with scripts/ros_env.sh"
 fi
+SHARE=$WS/install/interhand_perception/share/interhand_perception
+for f in "$SHARE/launch/hands.launch.py" "$SHARE/config/hands.yaml" "$SHARE/config/hands.rviz" \
+         "$WS/install/interhand_perception/lib/interhand_perception/hands_node"; do
+  [ -f "$f" ] && [ ! -L "$f" ] || die "the build did not install ${f#"$WS"/} as a file"
+done
 say "ready: ROS 2 from $([ "$ROS_FROM" = pypi ] && echo "wheels in $VENV" || echo "ROS $ROS_DISTRO") (install $((T1 - T0)) s, build $((T2 - T1)) s). Next: source scripts/ros_env.sh"

@@ -10,15 +10,17 @@ import json
 import sys
 from pathlib import Path
 
-DEMO_WEIGHTS = Path(__file__).resolve().parents[2] / "weights" / "demo_r18_128.safetensors"
+from .paths import DEMO_WEIGHTS
 
 EPILOG = """\
 examples:
+  interhand demo                                               hands_node on a synthetic camera over ROS 2
   interhand train --config configs/demo_r18_128.yaml          train the demo model (CPU ok)
   torchrun --nproc_per_node 2 -m interhand_perception.cli train --config C.yaml   (DDP)
   interhand eval --checkpoint weights/demo_r18_128.safetensors  metrics on the synthetic test split
   interhand eval --checkpoint W --data interhand26m --root /data/InterHand2.6M --mano-dir /data/mano
   interhand bench                                              latency/parameter table
+  interhand bench --node --devices cpu                         hands_node cost per frame (640x480)
   interhand gen-data --out data_cache/syn128 --num 20000 --img-size 128
 
 hand models: without --mano-dir the built-in hand model is used (same parameterisation as MANO;
@@ -53,7 +55,25 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from .ros.environment import ensure_ros_env
+
+    ensure_ros_env(args.argv)  # re-executes with the ROS 2 workspace on the paths if needed
+    from .ros.demo import run_demo
+
+    summary = run_demo(args)
+    return 0 if summary.get("frames_answered", 0) > 0 else 1
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
+    if args.node:
+        from .ros.environment import ensure_ros_env
+
+        ensure_ros_env(args.argv)
+        from .ros.bench_node import run_node_bench
+
+        run_node_bench(checkpoint=args.checkpoint, repeats=args.repeats, device=args.devices.split(",")[0])
+        return 0
     from .runtime.bench import run_bench
 
     run_bench(backbones=args.backbones.split(","), stages=[int(s) for s in args.stages.split(",")],
@@ -117,7 +137,15 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--repeats", type=int, default=10)
     b.add_argument("--devices", default="cpu,cuda", help="devices to try; unavailable ones are skipped")
     b.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    b.add_argument("--node", action="store_true", help="instead: hands_node's own per-frame cost at 640x480 "
+                   "(conversion, crop, post-processing, message building, publishing over ROS 2), beside the network")
+    b.add_argument("--checkpoint", default=str(DEMO_WEIGHTS), help="weights for --node (default: the demo weights)")
     b.set_defaults(func=_cmd_bench)
+
+    from .ros.demo import add_parser as add_demo_parser
+
+    add_demo_parser(sub)
+    sub.choices["demo"].set_defaults(func=_cmd_demo)
 
     g = sub.add_parser("gen-data", help="pre-render synthetic two-hand samples into .npz shards",
                        description="Render synthetic two-hand samples (deterministic by split, index and seed) "
@@ -135,7 +163,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv
     try:
         return int(args.func(args) or 0)
     except (FileNotFoundError, ValueError) as exc:

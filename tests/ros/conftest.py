@@ -16,8 +16,13 @@ reason; with ``INTERHAND_REQUIRE_ROS=1`` (for a CI job that is meant to test ROS
 from __future__ import annotations
 
 import os
+import sys
+from pathlib import Path
 
 import pytest
+
+# tests/ holds shared helpers (tiny_config.py); make them importable when only tests/ros runs.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 os.environ["ROS_DOMAIN_ID"] = os.environ.get("INTERHAND_TEST_ROS_DOMAIN_ID") or str(1 + os.getpid() % 101)

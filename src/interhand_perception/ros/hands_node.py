@@ -1,0 +1,324 @@
+"""``hands_node``: the ROS 2 node that turns a camera stream into two reconstructed hands.
+
+A thin wrapper: message decoding (:mod:`runtime.image_input`), the per-frame pipeline
+(:mod:`runtime.pipeline`), placement (:mod:`runtime.placement`), bookkeeping
+(:mod:`runtime.frame_stats`) and message building (:mod:`ros.conversions`) are plain functions
+that the tests and the benchmark call directly. This file only wires them to topics.
+
+Threads: the executor thread runs the subscription callbacks, which only store the newest
+frame in a one-slot mailbox (a frame still waiting there when a newer one arrives is dropped
+and counted, never queued); one worker thread takes the newest frame, runs the network and
+publishes. So the output always belongs to the most recent image the node could take, and
+latency does not grow when the network is slower than the camera.
+
+Run it with ``ros2 launch interhand_perception hands.launch.py`` or, where ``ros2 launch``
+does not exist, ``hands_node --ros-args --params-file config/hands.yaml -r image:=... -r
+camera_info:=...`` (``hands_node --help`` lists the parameters).
+"""
+from __future__ import annotations
+
+import hashlib
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..runtime.frame_stats import FrameStats, LatestSlot, RateLimitedLog
+from ..runtime.image_input import InputError, compressed_to_rgb, image_to_rgb
+from ..runtime.placement import assumed_intrinsics, intrinsics_from_camera_info
+from .params import PARAMETERS, ConfigError, NodeParams, validate
+
+NODE_NAME = "hands_node"
+FALLBACK_FRAME = "camera_optical_frame"
+
+
+class StartupError(RuntimeError):
+    """The node cannot start (bad parameters, missing checkpoint or MANO files)."""
+
+
+def file_id(path: str) -> str:
+    """``<stem>-<first 12 hex of sha256>``: identifies the exact checkpoint in messages."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return f"{Path(path).stem}-{h.hexdigest()[:12]}"
+
+
+def load_reconstructor(p: NodeParams):
+    """The :class:`HandReconstructor` of the parameters, or :class:`StartupError` saying why not."""
+    from ..runtime.reconstructor import HandReconstructor
+
+    try:
+        return HandReconstructor.from_checkpoint(p.checkpoint, device=p.device, mano_dir=p.mano_dir,
+                                                 precision=p.precision)
+    except (FileNotFoundError, ValueError, KeyError, OSError) as e:
+        raise StartupError(f"cannot load the reconstruction model: {e}") from e
+
+
+def _lazy_ros():
+    """Import rclpy and the message packages (kept out of module import for `--help`)."""
+    import rclpy  # noqa: F401
+    from rclpy.node import Node
+
+    return Node
+
+
+def make_node_class():
+    Node = _lazy_ros()
+    from diagnostic_msgs.msg import DiagnosticArray
+    from geometry_msgs.msg import PoseStamped
+    from interhand_perception_msgs.msg import HandMesh, TwoHands
+    from rcl_interfaces.msg import ParameterDescriptor
+    from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy,
+                           qos_profile_sensor_data)
+    from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+    from std_msgs.msg import Header
+    from tf2_msgs.msg import TFMessage
+    from visualization_msgs.msg import MarkerArray
+
+    from ..runtime.pipeline import FrameProcessor
+    from . import conversions as conv
+
+    class HandsNode(Node):
+        """See the module docstring. Raises :class:`StartupError` when it cannot start."""
+
+        def __init__(self, **node_kwargs):
+            super().__init__(NODE_NAME, **node_kwargs)
+            for name, spec in PARAMETERS.items():
+                self.declare_parameter(name, spec.default,
+                                       ParameterDescriptor(description=spec.description, dynamic_typing=True,
+                                                           read_only=True))
+            try:
+                self.params = validate({n: self.get_parameter(n).value for n in PARAMETERS})
+            except ConfigError as e:
+                raise StartupError(str(e)) from e
+            p = self.params
+            self.reconstructor = load_reconstructor(p)
+            self.processor = FrameProcessor(self.reconstructor, p.crop_mode, p.crop_roi, p.placement)
+            self.model_id = file_id(p.checkpoint)
+            ids = self.reconstructor.hand_model_ids
+            self.hand_model_id = f"{ids['left']}+{ids['right']}"
+            self.faces = self.reconstructor.faces
+            self.stats = FrameStats()
+            self.warn_limiter = RateLimitedLog(p.warn_period_s)
+            self.slot = LatestSlot()
+            self._camera_info = None  # newest valid CameraInfo
+            self._first_image_time = None
+            self._warned_no_info = False
+            self._lock = threading.Lock()
+
+            reliable = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
+            latched = QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST,
+                                 durability=DurabilityPolicy.TRANSIENT_LOCAL)
+            tf_qos = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
+            if p.image_qos == "sensor_data":
+                in_qos = QoSProfile(depth=1, reliability=qos_profile_sensor_data.reliability,
+                                    history=HistoryPolicy.KEEP_LAST, durability=qos_profile_sensor_data.durability)
+            else:
+                in_qos = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
+
+            self.pub_hands = self.create_publisher(TwoHands, "hands", reliable)
+            self.pub_markers = self.create_publisher(MarkerArray, "hands/markers", reliable) if p.publish_markers else None
+            self.pub_poses = ({s: self.create_publisher(PoseStamped, f"hands/{s}_wrist_pose", reliable)
+                               for s in conv.SIDES} if p.publish_wrist_poses else None)
+            self.pub_tf = self.create_publisher(TFMessage, "/tf", tf_qos) if p.publish_tf else None
+            self.pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", reliable)
+            if p.publish_mesh:
+                self.pub_mesh = self.create_publisher(HandMesh, "hands/mesh", latched)
+                stamp = self.get_clock().now().to_msg()
+                for side in conv.SIDES:
+                    n_verts = int(self.reconstructor.hand_models[side].v_template.shape[0])
+                    self.pub_mesh.publish(conv.hand_mesh_msg(Header(stamp=stamp), side, self.faces[side], n_verts,
+                                                             self.hand_model_id))
+            if p.image_transport == "compressed":
+                self.image_topic = "image/compressed"
+                self.create_subscription(CompressedImage, self.image_topic, self._on_image, in_qos)
+            else:
+                self.image_topic = "image"
+                self.create_subscription(Image, self.image_topic, self._on_image, in_qos)
+            self.create_subscription(CameraInfo, "camera_info", self._on_camera_info, in_qos)
+            self.create_timer(p.diagnostics_period_s, self._publish_diagnostics)
+            self._Header = Header
+            self._TFMessage = TFMessage
+            self._conv = conv
+            self._running = True
+            self._worker = threading.Thread(target=self._work, name="hands_node_worker", daemon=True)
+            self._worker.start()
+            self.get_logger().info(
+                f"ready: model {self.model_id} on {self.reconstructor.device} ({p.precision}), hand model "
+                f"{self.hand_model_id}, crop {p.crop_mode}, listening on {self.resolve_topic_name(self.image_topic)} "
+                f"and {self.resolve_topic_name('camera_info')}")
+
+        # ---------------------------------------------------------------- callbacks (executor)
+        def _on_image(self, msg) -> None:
+            now = time.monotonic()
+            self.stats.record_input(now)
+            if self._first_image_time is None:
+                self._first_image_time = now
+            if self.slot.put((msg, now)):
+                self.stats.record_drop()
+
+        def _on_camera_info(self, msg) -> None:
+            try:  # validate now; the image size is only known per frame (checked again there)
+                intrinsics_from_camera_info(list(msg.k), msg.width, msg.height, msg.width or 1, msg.height or 1)
+            except InputError as e:
+                self._bad_input(e.kind, f"camera_info rejected, keeping the previous one: {e}")
+                return
+            with self._lock:
+                self._camera_info = msg
+
+        # ---------------------------------------------------------------- worker thread
+        def _work(self) -> None:
+            while self._running:
+                item = self.slot.take(timeout=0.2)
+                if item is None:
+                    continue
+                msg, received = item
+                try:
+                    self._process(msg, received)
+                except InputError as e:
+                    self._bad_input(e.kind, str(e))
+                except Exception as e:  # keep the node alive; the error is counted and shown
+                    self._bad_input("internal", f"{type(e).__name__}: {e}")
+
+        def _decode(self, msg) -> np.ndarray:
+            p = self.params
+            if hasattr(msg, "encoding"):
+                return image_to_rgb(msg.data, msg.width, msg.height, msg.encoding, msg.step, bool(msg.is_bigendian),
+                                    p.max_image_width, p.max_image_height)
+            return compressed_to_rgb(msg.data, msg.format, p.max_image_width, p.max_image_height)
+
+        def _intrinsics(self, width: int, height: int):
+            with self._lock:
+                info = self._camera_info
+            if info is not None:
+                return intrinsics_from_camera_info(list(info.k), info.width, info.height, width, height)
+            waited = time.monotonic() - (self._first_image_time or time.monotonic())
+            if not self._warned_no_info and waited >= self.params.camera_info_timeout_s:
+                self._warned_no_info = True
+                self.get_logger().warning(
+                    f"no valid camera_info on {self.resolve_topic_name('camera_info')} after "
+                    f"{self.params.camera_info_timeout_s:g} s: assuming a {self.params.assumed_hfov_deg:g} deg "
+                    "horizontal field of view and the principal point at the image centre; hand depth and "
+                    "position are approximate until camera_info arrives")
+            return assumed_intrinsics(width, height, self.params.assumed_hfov_deg)
+
+        def _process(self, msg, received: float) -> None:
+            p, conv = self.params, self._conv
+            rgb = self._decode(msg)
+            intr = self._intrinsics(rgb.shape[1], rgb.shape[0])
+            frame = self.processor(rgb, intr)
+            header = self._Header(stamp=msg.header.stamp, frame_id=msg.header.frame_id)
+            if not header.frame_id:
+                self._bad_input("frame_id", f"input image has an empty header.frame_id; publishing in '{FALLBACK_FRAME}'")
+                header.frame_id = FALLBACK_FRAME
+            valid = frame.confidence >= p.min_confidence
+            self.pub_hands.publish(conv.two_hands_msg(header, frame, valid, p.publish_mesh, self.model_id,
+                                                      self.hand_model_id))
+            if self.pub_tf is not None:
+                tfs = conv.hand_transforms(header, frame.placed, valid, p.frame_prefix, p.publish_joint_tf)
+                if tfs:
+                    self.pub_tf.publish(self._TFMessage(transforms=tfs))
+            if self.pub_poses is not None:
+                for i, side in enumerate(conv.SIDES):
+                    if valid[i]:
+                        self.pub_poses[side].publish(conv.wrist_pose_msg(header, frame.placed.wrist[i],
+                                                                         frame.placed.wrist_quaternion[i]))
+            if self.pub_markers is not None:
+                self.pub_markers.publish(conv.hand_markers(header, frame.placed, self.faces, valid, mesh=p.publish_mesh))
+            done = time.monotonic()
+            stamp_s = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+            latency = self.get_clock().now().nanoseconds * 1e-9 - stamp_s
+            self.stats.record_output(done, latency, done - received)
+
+        # ---------------------------------------------------------------- errors, diagnostics
+        def _bad_input(self, kind: str, message: str) -> None:
+            self.stats.record_error(kind, message, time.monotonic())
+            emit, suppressed = self.warn_limiter.should_log(kind)
+            if emit:
+                extra = f" ({suppressed} similar suppressed)" if suppressed else ""
+                self.get_logger().warning(f"[{kind}] {message}{extra}")
+
+        def _publish_diagnostics(self) -> None:
+            now = time.monotonic()
+            snap = self.stats.snapshot(now)
+            with self._lock:
+                has_info = self._camera_info is not None
+            level, problems = 0, []
+            if snap.get("received", 0) == 0:
+                level, problems = 1, [f"no images received on {self.resolve_topic_name(self.image_topic)}"]
+            if not has_info and snap.get("received", 0):
+                level = 1
+                problems.append("no camera_info: assumed intrinsics")
+            if snap.get("last_error_age_s") is not None and snap["last_error_age_s"] < 2 * self.params.diagnostics_period_s:
+                level = 1
+                problems.append(f"recent error: {snap.get('last_error', '')}")
+            values = {**snap, "intrinsics": "camera_info" if has_info else f"assumed ({self.params.assumed_hfov_deg:g} deg hfov)",
+                      "device": str(self.reconstructor.device), "model_id": self.model_id,
+                      "image_topic": self.resolve_topic_name(self.image_topic)}
+            self.pub_diag.publish(conv.diagnostics_msg(self.get_clock().now().to_msg(), f"{self.get_name()}: hand reconstruction",
+                                                       self.model_id, level,
+                                                       "; ".join(problems) or "ok", values))
+
+        def destroy_node(self):
+            self._running = False
+            self.slot.close()
+            if self._worker.is_alive():
+                self._worker.join(timeout=5.0)
+            return super().destroy_node()
+
+    return HandsNode
+
+
+def help_text() -> str:
+    lines = [
+        "usage: hands_node [--help] [--ros-args --params-file config/hands.yaml -p NAME:=VALUE -r image:=TOPIC ...]",
+        "",
+        "Reconstructs two interacting hands (DIR) from a camera stream and publishes them.",
+        "Subscribes: image (sensor_msgs/Image) or image/compressed, camera_info (sensor-data QoS).",
+        "Publishes:  hands (interhand_perception_msgs/TwoHands), hands/markers (MarkerArray),",
+        "            hands/{left,right}_wrist_pose (PoseStamped), hands/mesh (HandMesh, transient local),",
+        "            /tf (image frame -> <frame_prefix>{left,right}_wrist), /diagnostics.",
+        "",
+        "parameters (ROS parameters; defaults in config/hands.yaml):",
+    ]
+    for name, spec in PARAMETERS.items():
+        lines.append(f"  {name:<22} default {spec.default!r}: {spec.description}")
+    lines += ["", "example: hands_node --ros-args --params-file config/hands.yaml -r image:=/camera/image_raw "
+              "-r camera_info:=/camera/camera_info -p device:=cuda"]
+    return "\n".join(lines)
+
+
+def main(args: list[str] | None = None) -> int:
+    """Entry point of the ``hands_node`` executable (console script and ROS package)."""
+    argv = list(sys.argv if args is None else args)
+    user_args = argv[1:argv.index("--ros-args")] if "--ros-args" in argv else argv[1:]
+    if "-h" in user_args or "--help" in user_args:
+        print(help_text())
+        return 0
+    import rclpy
+    from rclpy.executors import ExternalShutdownException
+
+    rclpy.init(args=argv)
+    node = None
+    try:
+        node = make_node_class()()
+        rclpy.spin(node)
+    except StartupError as e:
+        print(f"hands_node: cannot start:\n{e}", file=sys.stderr)
+        return 2
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            node.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,189 @@
+"""The ``hands_node`` parameters: defaults, documentation and validation (ROS-free).
+
+One table, :data:`PARAMETERS`, is the single source of truth: the node declares every entry as
+a ROS parameter (with its description), ``config/hands.yaml`` lists the same names, and
+:func:`validate` turns a plain ``{name: value}`` dict into a checked :class:`NodeParams`,
+raising :class:`ConfigError` with every problem and how to fix it. Start-up fails on the first
+invalid value instead of the node limping on with a half-working configuration.
+"""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..paths import DEMO_WEIGHTS
+
+
+class ConfigError(ValueError):
+    """An invalid node parameter; the message says which and what to change."""
+
+
+@dataclass(frozen=True)
+class Param:
+    default: Any
+    description: str
+
+
+# name -> (default, description). Types follow the defaults (bool, int, float, str, list of float).
+PARAMETERS: dict[str, Param] = {
+    "checkpoint": Param("", "DIR checkpoint (.safetensors written by `interhand train`); empty = the shipped demo weights"),
+    "mano_dir": Param("", "folder with MANO_RIGHT.pkl and MANO_LEFT.pkl; empty = the hand model the checkpoint was trained with (built-in)"),
+    "device": Param("auto", "auto | cpu | cuda | cuda:N (auto = CUDA when available)"),
+    "precision": Param("fp32", "fp32 | fp16 (fp16 only on CUDA)"),
+    "image_transport": Param("raw", "raw (sensor_msgs/Image on `image`) | compressed (CompressedImage on `image/compressed`)"),
+    "image_qos": Param("sensor_data", "sensor_data (best effort, depth 1) | reliable (reliable, depth 1) for the image and camera_info subscriptions"),
+    "frame_prefix": Param("", "prefix of the published TF frames, e.g. 'operator/' gives operator/left_wrist"),
+    "publish_tf": Param(True, "publish TF image frame -> <prefix>left_wrist / <prefix>right_wrist"),
+    "publish_joint_tf": Param(False, "also publish the 20 finger-joint frames per hand (children of the wrist frames)"),
+    "publish_markers": Param(True, "publish hands/markers (MarkerArray: meshes and skeletons)"),
+    "publish_wrist_poses": Param(True, "publish hands/left_wrist_pose and hands/right_wrist_pose (PoseStamped)"),
+    "publish_mesh": Param(True, "fill Hand.vertices and publish the faces once on hands/mesh (transient local)"),
+    "crop_mode": Param("center", "center (largest centred square) | full (whole image, letterboxed) | roi (crop_roi)"),
+    "crop_roi": Param([0.0, 0.0, 0.0], "[cx, cy, side] in pixels of the square the hands are in (crop_mode roi)"),
+    "placement": Param("pair", "pair (depth of the pair from both scales, relative depth from DIR's offset) | per_hand"),
+    "assumed_hfov_deg": Param(60.0, "horizontal field of view assumed when no camera_info arrives, degrees (0, 180)"),
+    "camera_info_timeout_s": Param(2.0, "how long to wait for camera_info before falling back to assumed_hfov_deg, seconds"),
+    "min_confidence": Param(0.3, "hands with a lower confidence are published with valid=false, [0, 1]"),
+    "max_image_width": Param(8192, "images wider than this are refused before any allocation, pixels"),
+    "max_image_height": Param(8192, "images taller than this are refused before any allocation, pixels"),
+    "warn_period_s": Param(5.0, "at most one warning of each kind per this period, seconds"),
+    "diagnostics_period_s": Param(1.0, "period of /diagnostics, seconds"),
+}
+
+DEVICE_RE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
+FRAME_PREFIX_RE = re.compile(r"^[A-Za-z0-9_/]*$")
+
+
+@dataclass(frozen=True)
+class NodeParams:
+    """Validated parameters; see :data:`PARAMETERS` for the meaning of each field."""
+
+    checkpoint: str
+    mano_dir: str | None
+    device: str
+    precision: str
+    image_transport: str
+    image_qos: str
+    frame_prefix: str
+    publish_tf: bool
+    publish_joint_tf: bool
+    publish_markers: bool
+    publish_wrist_poses: bool
+    publish_mesh: bool
+    crop_mode: str
+    crop_roi: tuple[float, float, float] | None
+    placement: str
+    assumed_hfov_deg: float
+    camera_info_timeout_s: float
+    min_confidence: float
+    max_image_width: int
+    max_image_height: int
+    warn_period_s: float
+    diagnostics_period_s: float
+
+
+def _choice(errors: list[str], name: str, value: Any, allowed: tuple[str, ...]) -> str:
+    if value not in allowed:
+        errors.append(f"{name}: {value!r} is not one of {', '.join(allowed)}")
+    return str(value)
+
+
+def _number(errors: list[str], name: str, value: Any, lo: float, hi: float, integer: bool = False,
+            lo_open: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(float(value)):
+        errors.append(f"{name}: expected a finite {'integer' if integer else 'number'}, got {value!r}")
+        return float("nan")
+    if integer and float(value) != int(value):
+        errors.append(f"{name}: expected an integer, got {value!r}")
+    v = float(value)
+    if v < lo or v > hi or (lo_open and v == lo):
+        errors.append(f"{name}: {value!r} is outside {'(' if lo_open else '['}{lo:g}, {hi:g}]")
+    return v
+
+
+def _flag(errors: list[str], name: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        errors.append(f"{name}: expected true or false, got {value!r}")
+    return bool(value)
+
+
+def resolve_checkpoint(value: str) -> Path:
+    """Empty -> the shipped demo weights; ``~`` expanded."""
+    return DEMO_WEIGHTS if not value else Path(value).expanduser()
+
+
+def validate(values: dict[str, Any]) -> NodeParams:
+    """Check every parameter and return :class:`NodeParams`.
+
+    Args:
+        values: ``{name: value}``; missing names take their defaults, unknown names are errors
+            (a typo in the YAML must not be silently ignored).
+    Raises:
+        ConfigError: listing every invalid value, what is allowed, and where to change it.
+    """
+    errors: list[str] = []
+    unknown = sorted(set(values) - set(PARAMETERS))
+    if unknown:
+        errors.append(f"unknown parameter(s) {', '.join(unknown)}; known: {', '.join(PARAMETERS)}")
+    v = {name: values.get(name, p.default) for name, p in PARAMETERS.items()}
+    for name in ("checkpoint", "mano_dir", "frame_prefix"):
+        if not isinstance(v[name], str):
+            errors.append(f"{name}: expected a string, got {v[name]!r}")
+            v[name] = str(v[name])
+
+    ckpt = resolve_checkpoint(v["checkpoint"])
+    if not ckpt.is_file():
+        hint = ("the shipped demo weights are missing from this checkout (weights/ is part of the repository)"
+                if not v["checkpoint"] else "set `checkpoint` to a .safetensors file written by `interhand train`")
+        errors.append(f"checkpoint: {ckpt} does not exist ({hint})")
+    mano_dir = v["mano_dir"] or None
+    if mano_dir is not None:
+        d = Path(mano_dir).expanduser()
+        missing = [f for f in ("MANO_RIGHT.pkl", "MANO_LEFT.pkl") if not (d / f).is_file()]
+        if not d.is_dir():
+            errors.append(f"mano_dir: {d} is not a directory (download MANO from https://mano.is.tue.mpg.de, "
+                          "see README 'Real MANO', or leave it empty for the built-in hand model)")
+        elif missing:
+            errors.append(f"mano_dir: {d} lacks {' and '.join(missing)} (the files of mano_v1_2/models)")
+        mano_dir = str(d)
+    if not isinstance(v["device"], str) or not DEVICE_RE.match(v["device"]):
+        errors.append(f"device: {v['device']!r} is not auto, cpu, cuda or cuda:N")
+    _choice(errors, "precision", v["precision"], ("fp32", "fp16"))
+    if v["precision"] == "fp16" and v["device"] == "cpu":
+        errors.append("precision: fp16 needs a CUDA device; use fp32 with device cpu")
+    _choice(errors, "image_transport", v["image_transport"], ("raw", "compressed"))
+    _choice(errors, "image_qos", v["image_qos"], ("sensor_data", "reliable"))
+    if not FRAME_PREFIX_RE.match(v["frame_prefix"]) or v["frame_prefix"].startswith("/"):
+        errors.append(f"frame_prefix: {v['frame_prefix']!r} must use letters, digits, '_' and '/' and not start with '/'")
+    flags = {n: _flag(errors, n, v[n]) for n in ("publish_tf", "publish_joint_tf", "publish_markers",
+                                                  "publish_wrist_poses", "publish_mesh")}
+    crop_mode = _choice(errors, "crop_mode", v["crop_mode"], ("center", "full", "roi"))
+    roi = None
+    if crop_mode == "roi":
+        r = v["crop_roi"]
+        ok = (isinstance(r, (list, tuple)) and len(r) == 3
+              and all(isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(float(x)) for x in r))
+        if not ok or float(r[2]) <= 0:
+            errors.append(f"crop_roi: crop_mode roi needs [cx, cy, side] in pixels with side > 0, got {r!r}")
+        else:
+            roi = (float(r[0]), float(r[1]), float(r[2]))
+    placement = _choice(errors, "placement", v["placement"], ("pair", "per_hand"))
+    hfov = _number(errors, "assumed_hfov_deg", v["assumed_hfov_deg"], 0.0, 179.0, lo_open=True)
+    ci_timeout = _number(errors, "camera_info_timeout_s", v["camera_info_timeout_s"], 0.0, 3600.0)
+    min_conf = _number(errors, "min_confidence", v["min_confidence"], 0.0, 1.0)
+    max_w = _number(errors, "max_image_width", v["max_image_width"], 1, 65535, integer=True)
+    max_h = _number(errors, "max_image_height", v["max_image_height"], 1, 65535, integer=True)
+    warn_period = _number(errors, "warn_period_s", v["warn_period_s"], 0.0, 3600.0)
+    diag_period = _number(errors, "diagnostics_period_s", v["diagnostics_period_s"], 0.0, 3600.0, lo_open=True)
+    if errors:
+        raise ConfigError("invalid hands_node parameters (config/hands.yaml or --ros-args -p):\n  - "
+                          + "\n  - ".join(errors))
+    return NodeParams(
+        checkpoint=str(ckpt), mano_dir=mano_dir, device=v["device"], precision=v["precision"],
+        image_transport=v["image_transport"], image_qos=v["image_qos"], frame_prefix=v["frame_prefix"],
+        **flags, crop_mode=crop_mode, crop_roi=roi, placement=placement, assumed_hfov_deg=hfov,
+        camera_info_timeout_s=ci_timeout, min_confidence=min_conf, max_image_width=int(max_w),
+        max_image_height=int(max_h), warn_period_s=warn_period, diagnostics_period_s=diag_period)

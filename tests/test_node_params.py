@@ -1,0 +1,61 @@
+"""hands_node parameter validation (ROS-free): defaults, every error says what to fix."""
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from interhand_perception.paths import DEMO_WEIGHTS, NODE_CONFIG
+from interhand_perception.ros.params import PARAMETERS, ConfigError, validate
+
+
+def test_defaults_are_valid_and_use_the_demo_weights():
+    p = validate({})
+    assert p.checkpoint == str(DEMO_WEIGHTS)
+    assert p.mano_dir is None and p.crop_mode == "center" and p.crop_roi is None
+    assert p.device == "auto" and p.precision == "fp32" and p.publish_tf and not p.publish_joint_tf
+
+
+def test_the_shipped_yaml_lists_every_parameter_and_validates():
+    doc = yaml.safe_load(NODE_CONFIG.read_text())
+    values = doc["/**/hands_node"]["ros__parameters"]
+    assert set(values) == set(PARAMETERS)
+    validate(values)
+
+
+@pytest.mark.parametrize("values, message", [
+    ({"crop_mode": "square"}, "crop_mode: 'square' is not one of center, full, roi"),
+    ({"crop_mode": "roi"}, "crop_roi: crop_mode roi needs [cx, cy, side]"),
+    ({"crop_mode": "roi", "crop_roi": [10.0, 10.0, -5.0]}, "side > 0"),
+    ({"device": "gpu"}, "device: 'gpu' is not auto, cpu, cuda or cuda:N"),
+    ({"device": "cpu", "precision": "fp16"}, "fp16 needs a CUDA device"),
+    ({"precision": "int8"}, "precision: 'int8' is not one of fp32, fp16"),
+    ({"image_transport": "theora"}, "image_transport"),
+    ({"min_confidence": 1.5}, "min_confidence: 1.5 is outside [0, 1]"),
+    ({"assumed_hfov_deg": 0.0}, "assumed_hfov_deg: 0.0 is outside (0, 179]"),
+    ({"max_image_width": 10.5}, "max_image_width: expected an integer"),
+    ({"publish_tf": "yes"}, "publish_tf: expected true or false"),
+    ({"frame_prefix": "/abs"}, "frame_prefix"),
+    ({"diagnostics_period_s": float("nan")}, "diagnostics_period_s: expected a finite number"),
+    ({"checkpoint": "/nonexistent/w.safetensors"}, "checkpoint: /nonexistent/w.safetensors does not exist"),
+    ({"mano_dir": "/nonexistent/mano"}, "mano_dir: /nonexistent/mano is not a directory"),
+    ({"crop_mod": "center"}, "unknown parameter(s) crop_mod"),
+])
+def test_invalid_values_fail_with_what_to_fix(values, message):
+    with pytest.raises(ConfigError) as err:
+        validate(values)
+    assert message in str(err.value)
+
+
+def test_all_problems_are_reported_at_once(tmp_path):
+    (tmp_path / "mano").mkdir()
+    (tmp_path / "mano" / "MANO_RIGHT.pkl").write_bytes(b"")
+    with pytest.raises(ConfigError) as err:
+        validate({"mano_dir": str(tmp_path / "mano"), "placement": "both", "warn_period_s": -1})
+    text = str(err.value)
+    assert "lacks MANO_LEFT.pkl" in text and "placement: 'both'" in text and "warn_period_s: -1" in text
+    assert text.count("\n  - ") == 3
+
+
+def test_roi_accepts_integers_from_yaml():
+    p = validate({"crop_mode": "roi", "crop_roi": [320, 240, 300]})
+    assert p.crop_roi == (320.0, 240.0, 300.0)
