@@ -48,7 +48,7 @@ EXPECTED_TYPES = {
     "crop_mode": str, "crop_roi": list, "placement": str, "assumed_hfov_deg": float,
     "camera_info_timeout_s": float, "min_confidence": float, "max_image_width": int,
     "max_image_height": int, "warn_period_s": float, "diagnostics_period_s": float,
-    "image_qos": str,
+    "image_qos": str, "image_topic": str, "camera_info_topic": str, "output_topic": str,
 }
 # The real tf2_msgs/msg/TFMessage.msg (ros2/geometry2), byte for byte.
 TF_MESSAGE_DEFINITION = "geometry_msgs/TransformStamped[] transforms\n"

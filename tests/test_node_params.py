@@ -39,6 +39,8 @@ def test_the_shipped_yaml_lists_every_parameter_and_validates():
     ({"checkpoint": "/nonexistent/w.safetensors"}, "checkpoint: /nonexistent/w.safetensors does not exist"),
     ({"mano_dir": "/nonexistent/mano"}, "mano_dir: /nonexistent/mano is not a directory"),
     ({"crop_mod": "center"}, "unknown parameter(s) crop_mod"),
+    ({"image_topic": "camera//image"}, "image_topic: 'camera//image' is not a valid ROS 2 topic name"),
+    ({"output_topic": "2hands"}, "output_topic: '2hands' is not a valid ROS 2 topic name"),
 ])
 def test_invalid_values_fail_with_what_to_fix(values, message):
     with pytest.raises(ConfigError) as err:

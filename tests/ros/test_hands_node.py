@@ -98,9 +98,12 @@ class Rig:
                               parameter_overrides=[Parameter(k, value=v) for k, v in values.items()])
         self.cam = rclpy.create_node(f"camera_{name}", namespace=self.ns)
         compressed = params.get("image_transport") == "compressed"
+        image = params.get("image_topic", "image")
+        out = params.get("output_topic", "hands")
         self.pub_img = self.cam.create_publisher(CompressedImage if compressed else Image,
-                                                 "image/compressed" if compressed else "image", qos_profile_sensor_data)
-        self.pub_info = self.cam.create_publisher(CameraInfo, "camera_info", qos_profile_sensor_data)
+                                                 f"{image}/compressed" if compressed else image, qos_profile_sensor_data)
+        self.pub_info = self.cam.create_publisher(CameraInfo, params.get("camera_info_topic", "camera_info"),
+                                                  qos_profile_sensor_data)
         self.lock = threading.Lock()
         self.hands: list = []
         self.tf: list = []
@@ -109,11 +112,11 @@ class Rig:
         self.diag: list = []
         self.warnings: list = []
         rel = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
-        self.cam.create_subscription(TwoHands, "hands", self._store(self.hands), rel)
+        self.cam.create_subscription(TwoHands, out, self._store(self.hands), rel)
         self.cam.create_subscription(TFMessage, "/tf", self._store(self.tf), rel)
-        self.cam.create_subscription(MarkerArray, "hands/markers", self._store(self.markers), rel)
+        self.cam.create_subscription(MarkerArray, f"{out}/markers", self._store(self.markers), rel)
         for s in ("left", "right"):
-            self.cam.create_subscription(PoseStamped, f"hands/{s}_wrist_pose", self._store(self.poses[s]), rel)
+            self.cam.create_subscription(PoseStamped, f"{out}/{s}_wrist_pose", self._store(self.poses[s]), rel)
         self.cam.create_subscription(DiagnosticArray, "/diagnostics", self._on_diag, rel)
         self.cam.create_subscription(Log, "/rosout", self._on_log, QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE,
                                                                               durability=DurabilityPolicy.TRANSIENT_LOCAL))
@@ -122,7 +125,7 @@ class Rig:
         self.ex.add_node(self.cam)
         self.thread = threading.Thread(target=self.ex.spin, daemon=True)
         self.thread.start()
-        self.wait(lambda: self.pub_img.get_subscription_count() > 0 and self.cam.count_publishers(f"{self.ns}/hands") > 0,
+        self.wait(lambda: self.pub_img.get_subscription_count() > 0 and self.cam.count_publishers(self.cam.resolve_topic_name(out)) > 0,
                   "discovery between the camera and hands_node")
         self.n = 0
 
@@ -134,7 +137,7 @@ class Rig:
 
     def _on_diag(self, msg):
         for st in msg.status:
-            if st.name.startswith(self.node.get_name()) and st.hardware_id == self.node.model_id:
+            if st.name.startswith(self.node.get_fully_qualified_name() + ":"):
                 with self.lock:
                     self.diag.append({kv.key: kv.value for kv in st.values} | {"_level": st.level, "_message": st.message})
 
@@ -375,6 +378,22 @@ def test_compressed_images_and_a_truncated_jpeg(ros_context, checkpoint):
         send(jpg.tobytes()[: len(jpg) // 3])
         rig.wait_diag(lambda d: int(d.get("errors_decode", 0)) >= 1, "errors_decode in /diagnostics")
         rig.send_until_answered(send)
+    finally:
+        rig.close()
+
+
+def test_topic_parameters_rename_inputs_and_outputs(ros_context, checkpoint):
+    rig = Rig(checkpoint, "topics", image_topic="cam/color/image_raw", camera_info_topic="/t%s_topics/cam/color/info" % TOKEN,
+              output_topic="operator/hands", publish_markers=False, publish_tf=False)
+    try:
+        rig.send_info()
+        msg = rig.send_until_answered(rig.send_image)
+        assert msg.header.frame_id == FRAME
+        names = dict(rig.node.get_publisher_names_and_types_by_node(rig.node.get_name(), rig.node.get_namespace()))
+        assert f"{rig.ns}/operator/hands/left_wrist_pose" in names and f"{rig.ns}/operator/hands/mesh" in names
+        assert f"{rig.ns}/operator/hands/markers" not in names, "publish_markers: false"
+        d = rig.wait_diag(lambda d: d.get("intrinsics") == "camera_info", "the renamed camera_info in use")
+        assert d["image_topic"] == f"{rig.ns}/cam/color/image_raw"
     finally:
         rig.close()
 

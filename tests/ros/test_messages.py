@@ -28,33 +28,10 @@ import numpy as np
 import pytest
 
 
-def ros_unavailable_reason() -> str | None:
-    """None when rclpy and interhand_perception_msgs (with its type support) can be used."""
-    try:
-        import rclpy  # noqa: F401
-    except Exception as exc:  # ImportError, or OSError for a missing shared library
-        return (f"rclpy cannot be imported ({type(exc).__name__}: {exc}); "
-                "run scripts/setup_ros.sh, then `source scripts/ros_env.sh`")
-    try:
-        from interhand_perception_msgs.msg import HandMesh, TwoHands
-    except Exception as exc:
-        return (f"interhand_perception_msgs cannot be imported ({type(exc).__name__}: {exc}); "
-                "build it with scripts/setup_ros.sh, then `source scripts/ros_env.sh`")
-    try:  # the C type support loads lazily: without LD_LIBRARY_PATH it fails only here
-        TwoHands.__class__.__import_type_support__()
-        HandMesh.__class__.__import_type_support__()
-    except Exception as exc:
-        return (f"interhand_perception_msgs type support cannot be loaded ({type(exc).__name__}: "
-                f"{exc}); `source scripts/ros_env.sh` puts its libraries on LD_LIBRARY_PATH")
-    return None
-
-
 if __name__ != "__main__":
-    _reason = ros_unavailable_reason()
-    if _reason is not None:
-        if os.environ.get("INTERHAND_REQUIRE_ROS") == "1":
-            pytest.fail(f"INTERHAND_REQUIRE_ROS=1 but {_reason}", pytrace=False)
-        pytest.skip(_reason, allow_module_level=True)
+    from ros_guard import require_ros
+
+    require_ros()
 
 import rclpy  # noqa: E402
 from geometry_msgs.msg import Point  # noqa: E402

@@ -50,8 +50,8 @@ def run_node_bench(checkpoint: str = str(DEMO_WEIGHTS), repeats: int = 30, devic
     from visualization_msgs.msg import MarkerArray
 
     from ..runtime.image_input import compressed_to_rgb, image_to_rgb, rgb_to_image_data
-    from ..runtime.pipeline import FrameProcessor, FrameResult
-    from ..runtime.placement import intrinsics_from_camera_info, place_hands
+    from ..runtime.pipeline import FrameProcessor
+    from ..runtime.placement import intrinsics_from_camera_info
     from ..runtime.reconstructor import HandReconstructor
     from . import conversions as conv
 

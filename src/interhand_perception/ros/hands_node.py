@@ -120,26 +120,26 @@ def make_node_class():
             else:
                 in_qos = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
 
-            self.pub_hands = self.create_publisher(TwoHands, "hands", reliable)
-            self.pub_markers = self.create_publisher(MarkerArray, "hands/markers", reliable) if p.publish_markers else None
-            self.pub_poses = ({s: self.create_publisher(PoseStamped, f"hands/{s}_wrist_pose", reliable)
+            self.pub_hands = self.create_publisher(TwoHands, p.output_topic, reliable)
+            self.pub_markers = self.create_publisher(MarkerArray, f"{p.output_topic}/markers", reliable) if p.publish_markers else None
+            self.pub_poses = ({s: self.create_publisher(PoseStamped, f"{p.output_topic}/{s}_wrist_pose", reliable)
                                for s in conv.SIDES} if p.publish_wrist_poses else None)
             self.pub_tf = self.create_publisher(TFMessage, "/tf", tf_qos) if p.publish_tf else None
             self.pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", reliable)
             if p.publish_mesh:
-                self.pub_mesh = self.create_publisher(HandMesh, "hands/mesh", latched)
+                self.pub_mesh = self.create_publisher(HandMesh, f"{p.output_topic}/mesh", latched)
                 stamp = self.get_clock().now().to_msg()
                 for side in conv.SIDES:
                     n_verts = int(self.reconstructor.hand_models[side].v_template.shape[0])
                     self.pub_mesh.publish(conv.hand_mesh_msg(Header(stamp=stamp), side, self.faces[side], n_verts,
                                                              self.hand_model_id))
             if p.image_transport == "compressed":
-                self.image_topic = "image/compressed"
+                self.image_topic = f"{p.image_topic}/compressed"
                 self.create_subscription(CompressedImage, self.image_topic, self._on_image, in_qos)
             else:
-                self.image_topic = "image"
+                self.image_topic = p.image_topic
                 self.create_subscription(Image, self.image_topic, self._on_image, in_qos)
-            self.create_subscription(CameraInfo, "camera_info", self._on_camera_info, in_qos)
+            self.create_subscription(CameraInfo, p.camera_info_topic, self._on_camera_info, in_qos)
             self.create_timer(p.diagnostics_period_s, self._publish_diagnostics)
             self._Header = Header
             self._TFMessage = TFMessage
@@ -150,7 +150,7 @@ def make_node_class():
             self.get_logger().info(
                 f"ready: model {self.model_id} on {self.reconstructor.device} ({p.precision}), hand model "
                 f"{self.hand_model_id}, crop {p.crop_mode}, listening on {self.resolve_topic_name(self.image_topic)} "
-                f"and {self.resolve_topic_name('camera_info')}")
+                f"and {self.resolve_topic_name(p.camera_info_topic)}")
 
         # ---------------------------------------------------------------- callbacks (executor)
         def _on_image(self, msg) -> None:
@@ -200,7 +200,7 @@ def make_node_class():
             if not self._warned_no_info and waited >= self.params.camera_info_timeout_s:
                 self._warned_no_info = True
                 self.get_logger().warning(
-                    f"no valid camera_info on {self.resolve_topic_name('camera_info')} after "
+                    f"no valid camera_info on {self.resolve_topic_name(self.params.camera_info_topic)} after "
                     f"{self.params.camera_info_timeout_s:g} s: assuming a {self.params.assumed_hfov_deg:g} deg "
                     "horizontal field of view and the principal point at the image centre; hand depth and "
                     "position are approximate until camera_info arrives")
@@ -259,7 +259,7 @@ def make_node_class():
             values = {**snap, "intrinsics": "camera_info" if has_info else f"assumed ({self.params.assumed_hfov_deg:g} deg hfov)",
                       "device": str(self.reconstructor.device), "model_id": self.model_id,
                       "image_topic": self.resolve_topic_name(self.image_topic)}
-            self.pub_diag.publish(conv.diagnostics_msg(self.get_clock().now().to_msg(), f"{self.get_name()}: hand reconstruction",
+            self.pub_diag.publish(conv.diagnostics_msg(self.get_clock().now().to_msg(), f"{self.get_fully_qualified_name()}: hand reconstruction",
                                                        self.model_id, level,
                                                        "; ".join(problems) or "ok", values))
 

@@ -33,6 +33,9 @@ PARAMETERS: dict[str, Param] = {
     "mano_dir": Param("", "folder with MANO_RIGHT.pkl and MANO_LEFT.pkl; empty = the hand model the checkpoint was trained with (built-in)"),
     "device": Param("auto", "auto | cpu | cuda | cuda:N (auto = CUDA when available)"),
     "precision": Param("fp32", "fp32 | fp16 (fp16 only on CUDA)"),
+    "image_topic": Param("image", "input image topic (relative names follow the namespace; remapping `image` works too); compressed: <image_topic>/compressed"),
+    "camera_info_topic": Param("camera_info", "camera_info topic of the same camera"),
+    "output_topic": Param("hands", "TwoHands topic; the other outputs are <output_topic>/markers, /mesh, /left_wrist_pose, /right_wrist_pose"),
     "image_transport": Param("raw", "raw (sensor_msgs/Image on `image`) | compressed (CompressedImage on `image/compressed`)"),
     "image_qos": Param("sensor_data", "sensor_data (best effort, depth 1) | reliable (reliable, depth 1) for the image and camera_info subscriptions"),
     "frame_prefix": Param("", "prefix of the published TF frames, e.g. 'operator/' gives operator/left_wrist"),
@@ -55,6 +58,9 @@ PARAMETERS: dict[str, Param] = {
 
 DEVICE_RE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 FRAME_PREFIX_RE = re.compile(r"^[A-Za-z0-9_/]*$")
+# ROS 2 topic names: letters, digits, '_', '/', optional leading '~'; no '//' and no trailing '/';
+# a token must not start with a digit.
+TOPIC_RE = re.compile(r"^~?/?[A-Za-z_][A-Za-z0-9_]*(/[A-Za-z_][A-Za-z0-9_]*)*$")
 
 
 @dataclass(frozen=True)
@@ -65,6 +71,9 @@ class NodeParams:
     mano_dir: str | None
     device: str
     precision: str
+    image_topic: str
+    camera_info_topic: str
+    output_topic: str
     image_transport: str
     image_qos: str
     frame_prefix: str
@@ -129,7 +138,7 @@ def validate(values: dict[str, Any]) -> NodeParams:
     if unknown:
         errors.append(f"unknown parameter(s) {', '.join(unknown)}; known: {', '.join(PARAMETERS)}")
     v = {name: values.get(name, p.default) for name, p in PARAMETERS.items()}
-    for name in ("checkpoint", "mano_dir", "frame_prefix"):
+    for name in ("checkpoint", "mano_dir", "frame_prefix", "image_topic", "camera_info_topic", "output_topic"):
         if not isinstance(v[name], str):
             errors.append(f"{name}: expected a string, got {v[name]!r}")
             v[name] = str(v[name])
@@ -149,6 +158,10 @@ def validate(values: dict[str, Any]) -> NodeParams:
         elif missing:
             errors.append(f"mano_dir: {d} lacks {' and '.join(missing)} (the files of mano_v1_2/models)")
         mano_dir = str(d)
+    for name in ("image_topic", "camera_info_topic", "output_topic"):
+        if not TOPIC_RE.match(v[name]):
+            errors.append(f"{name}: {v[name]!r} is not a valid ROS 2 topic name (letters, digits, '_' and '/', "
+                          "tokens not starting with a digit, e.g. camera/image_raw or /camera/image_raw)")
     if not isinstance(v["device"], str) or not DEVICE_RE.match(v["device"]):
         errors.append(f"device: {v['device']!r} is not auto, cpu, cuda or cuda:N")
     _choice(errors, "precision", v["precision"], ("fp32", "fp16"))
@@ -183,6 +196,7 @@ def validate(values: dict[str, Any]) -> NodeParams:
                           + "\n  - ".join(errors))
     return NodeParams(
         checkpoint=str(ckpt), mano_dir=mano_dir, device=v["device"], precision=v["precision"],
+        image_topic=v["image_topic"], camera_info_topic=v["camera_info_topic"], output_topic=v["output_topic"],
         image_transport=v["image_transport"], image_qos=v["image_qos"], frame_prefix=v["frame_prefix"],
         **flags, crop_mode=crop_mode, crop_roi=roi, placement=placement, assumed_hfov_deg=hfov,
         camera_info_timeout_s=ci_timeout, min_confidence=min_conf, max_image_width=int(max_w),
