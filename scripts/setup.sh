@@ -18,6 +18,15 @@ if ! $VPY -c "import torch" 2>/dev/null; then
   $VPY -m pip install -q "torch==2.13.0" 2>&1 | grep -v "^WARNING: Location" || true
 fi
 $VPY -m pip install -q -e ".[test]" 2>&1 | grep -v "^WARNING: Location" || true
+# The hand detector (MediaPipe 0.10.14, the last release that ships its hand models) without its
+# declared dependencies: opencv-contrib-python would install a second cv2 over
+# opencv-python-headless, and jax/jaxlib/sounddevice are only needed by parts we do not use.
+# What mediapipe.solutions.hands needs is listed explicitly. `pip check` reports the four
+# skipped packages; that is expected.
+if ! $VPY -c "import mediapipe" 2>/dev/null; then
+  $VPY -m pip install -q --no-deps "mediapipe==0.10.14" absl-py attrs flatbuffers "protobuf>=4.25.3,<5" \
+    2>&1 | grep -v "^WARNING: Location" || true
+fi
 $VPY -c "import torch, interhand_perception; print('interhand_perception ready: torch', torch.__version__)"
 if [ "${INTERHAND_NO_ROS:-0}" != 1 ]; then
   VENV=.venv bash scripts/setup_ros.sh

@@ -30,9 +30,11 @@ def test_demo_streams_frames_and_reports_accuracy(tmp_path):
     proc = subprocess.run([EXE, "demo", "--frames", "4", "--rate", "2", "--size", "128", "--device", "cpu",
                            "--out", str(out)], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert "frame    4/4" in proc.stdout and "MPJPE" in proc.stdout
+    assert "MPJPE" in proc.stdout and "frames_answered" in proc.stdout
     summary = json.loads((out / "demo_summary.json").read_text())
-    assert summary["frames_sent"] == 4 and summary["frames_answered"] == 4
+    # newest-frame-only: on a loaded machine the node may drop a frame rather than queue it
+    assert summary["frames_sent"] == 4 and summary["frames_answered"] >= 2
+    assert summary["frames_answered"] + summary["frames_dropped"] == 4
     assert summary["checkpoint"] == str(DEMO_WEIGHTS)
     assert 10.0 < summary["mpjpe_mm"] < 300.0 and summary["wrist_error_mm"] > 0
     assert summary["latency_ms_mean"] > 0

@@ -153,10 +153,11 @@ def run_node_bench(checkpoint: str = str(DEMO_WEIGHTS), repeats: int = 30, devic
 
 
 def _post_only(rec, state, intr) -> None:
-    from ..runtime.pipeline import FrameResult
+    from ..runtime.pipeline import FrameResult, pose_and_betas
     from ..runtime.placement import place_hands
 
     result = rec.postprocess(state["raw"])[0]
     placed = place_hands(result, state["box"], intr, "pair")
-    state["frame"] = FrameResult(placed=placed, result=result, box=state["box"],
+    pose, betas = pose_and_betas(result)
+    state["frame"] = FrameResult(placed=placed, result=result, box=state["box"], pose=pose, betas=betas,
                                  confidence=np.array([result.left.confidence, result.right.confidence]))

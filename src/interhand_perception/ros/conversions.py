@@ -78,17 +78,16 @@ def two_hands_msg(header: Header, frame, valid: np.ndarray, include_vertices: bo
 
     Args:
         header: the input image's header (stamp and frame_id are copied).
-        frame: a :class:`~interhand_perception.runtime.pipeline.FrameResult`.
+        frame: a :class:`~interhand_perception.runtime.pipeline.FrameResult` (``placed``,
+            ``confidence``, ``pose``, ``betas``).
         valid: (2,) bool, left and right.
         include_vertices: fill ``Hand.vertices``.
     """
-    placed, result = frame.placed, frame.result
+    placed = frame.placed
     msg = TwoHands(header=header, model_id=model_id, hand_model_id=hand_model_id)
     for i, side in enumerate(SIDES):
-        h = result.hand(side)
-        pose = np.concatenate([h.global_orient, h.hand_pose])
-        setattr(msg, side, hand_msg(side, bool(valid[i]), float(frame.confidence[i]), placed.joints[i], pose,
-                                    h.betas, placed.wrist[i], placed.wrist_quaternion[i],
+        setattr(msg, side, hand_msg(side, bool(valid[i]), float(frame.confidence[i]), placed.joints[i], frame.pose[i],
+                                    frame.betas[i], placed.wrist[i], placed.wrist_quaternion[i],
                                     placed.vertices[i] if include_vertices else None))
     d = placed.right_minus_left if bool(valid.all()) else np.zeros(3)
     msg.right_minus_left = Vector3(x=float(d[0]), y=float(d[1]), z=float(d[2]))

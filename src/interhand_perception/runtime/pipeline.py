@@ -33,6 +33,8 @@ class FrameResult:
         result: the network's raw :class:`TwoHandResult` (wrist-relative, crop coordinates).
         box: (3,) ``(cx, cy, side)`` of the crop in image pixels.
         confidence: (2,) left, right in [0, 1].
+        pose: (2, 48) per hand: global axis-angle + 15 x 3 finger axis-angle (mean included).
+        betas: (2, 10) shape.
         timings: seconds per step: ``crop``, ``network``, ``placement``.
     """
 
@@ -40,7 +42,16 @@ class FrameResult:
     result: object
     box: np.ndarray
     confidence: np.ndarray
+    pose: np.ndarray
+    betas: np.ndarray
     timings: dict = field(default_factory=dict)
+
+
+def pose_and_betas(result) -> tuple[np.ndarray, np.ndarray]:
+    """(2, 48) pose and (2, 10) betas of a ``TwoHandResult`` (left, right)."""
+    hands = (result.left, result.right)
+    pose = np.stack([np.concatenate([h.global_orient, h.hand_pose]) for h in hands]).astype(np.float64)
+    return pose, np.stack([np.asarray(h.betas, dtype=np.float64) for h in hands])
 
 
 def _check_finite(result) -> None:
@@ -94,5 +105,6 @@ class FrameProcessor:
         placed = place_hands(result, box, intrinsics, placement=self.placement)
         t3 = time.perf_counter()
         conf = np.array([result.left.confidence, result.right.confidence], dtype=np.float64)
-        return FrameResult(placed=placed, result=result, box=box, confidence=conf,
+        pose, betas = pose_and_betas(result)
+        return FrameResult(placed=placed, result=result, box=box, confidence=conf, pose=pose, betas=betas,
                            timings={"crop": t1 - t0, "network": t2 - t1, "placement": t3 - t2})

@@ -1,0 +1,1 @@
+"""Keypoint fitting: hand-model meshes from detector keypoints (no network weights)."""
