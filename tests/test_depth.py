@@ -6,7 +6,7 @@ import threading
 import numpy as np
 import pytest
 
-from interhand_perception.data.render import concat_meshes, project, rasterize
+from interhand_perception.data.render import concat_meshes, rasterize
 from interhand_perception.data.synthetic import SyntheticConfig, generate_sample, load_models
 from interhand_perception.runtime.depth import (
     DepthBuffer, apply_depth, depth_shifts, depth_to_metres, hand_distance, predicted_surface,
@@ -215,16 +215,18 @@ def test_background_behind_fingers_is_rejected():
 def test_mask_restricts_samples_and_is_the_fallback():
     truth = toy_hand()
     px = project_points(truth, INTR)
-    depth = np.full((480, 640), truth[0, 2] * 1.2, np.float32)   # a wall everywhere...
+    depth = np.full((480, 640), truth[0, 2] * 0.85, np.float32)   # an occluder in front...
     mask = np.zeros((480, 640), bool)
-    for (u, v), z in zip(px.astype(int), truth[:, 2]):            # ...and the hand where masked
+    for (u, v), z in zip(px.astype(int), truth[:, 2]):            # ...except where the hand is seen
         depth[v - 1:v + 2, u - 1:u + 2], mask[v - 1:v + 2, u - 1:u + 2] = z - 0.01, True
+    assert abs(hand_distance(depth, px, truth)) > 0.02               # the near surface is the occluder
     assert hand_distance(depth, px, truth, mask=mask) == pytest.approx(0.0, abs=1e-5)
-    flat = np.full((480, 640), truth[:, 2].mean() - 0.01 + 0.05, np.float32)  # mask only, no joints inside it
+    flat = np.full((480, 640), truth[:, 2].mean() + 0.04, np.float32)
     blob = np.zeros((480, 640), bool)
-    blob[:100, :100] = True
+    blob[:100, :100] = True                                          # no joint inside the mask
     shift = hand_distance(flat, px + 1000.0, truth, mask=blob)
-    assert shift == pytest.approx((flat[0, 0] + 0.01) / np.median(truth[:, 2]) * truth[0, 2] - truth[0, 2], abs=1e-5)
+    k = (flat[0, 0] + 0.01) / np.median(truth[:, 2])                 # coarse: medians of mask and joints
+    assert shift == pytest.approx((k - 1) * truth[0, 2], abs=1e-5)
 
 
 # ----------------------------------------------------------------------------- rendered hands

@@ -49,6 +49,8 @@ EXPECTED_TYPES = {
     "camera_info_timeout_s": float, "min_confidence": float, "max_image_width": int,
     "max_image_height": int, "warn_period_s": float, "diagnostics_period_s": float,
     "image_qos": str, "image_topic": str, "camera_info_topic": str, "output_topic": str,
+    "depth_topic": str, "depth_max_age_s": float, "smoothing": bool, "smoothing_min_cutoff": float,
+    "smoothing_beta": float, "smoothing_d_cutoff": float, "hand_timeout_s": float, "resolve_penetration": bool,
 }
 # The real tf2_msgs/msg/TFMessage.msg (ros2/geometry2), byte for byte.
 TF_MESSAGE_DEFINITION = "geometry_msgs/TransformStamped[] transforms\n"

@@ -165,9 +165,9 @@ class Rig:
         info.header.frame_id = FRAME
         self.pub_info.publish(info)
 
-    def send_image(self, img=None, encoding="rgb8", **override):
+    def send_image(self, img=None, encoding="rgb8", stamp=None, **override):
         img = test_image() if img is None else img
-        stamp = self.stamp()
+        stamp = stamp or self.stamp()
         msg = Image(height=img.shape[0], width=img.shape[1], encoding=encoding, step=img.shape[1] * 3,
                     data=img.tobytes())
         msg.header.stamp, msg.header.frame_id = stamp, FRAME
@@ -394,6 +394,37 @@ def test_topic_parameters_rename_inputs_and_outputs(ros_context, checkpoint):
         assert f"{rig.ns}/operator/hands/markers" not in names, "publish_markers: false"
         d = rig.wait_diag(lambda d: d.get("intrinsics") == "camera_info", "the renamed camera_info in use")
         assert d["image_topic"] == f"{rig.ns}/cam/color/image_raw"
+    finally:
+        rig.close()
+
+
+def test_depth_image_sets_the_distance_and_penetration_is_resolved(ros_context, checkpoint):
+    """An aligned 16UC1 depth image (a wall at 0.45 m) moves the hands there; bad depth is counted."""
+    rig = Rig(checkpoint, "depth", depth_topic="depth", smoothing=False, resolve_penetration=True)
+    try:
+        pub_depth = rig.cam.create_publisher(Image, "depth", qos_profile_sensor_data)
+        t_end = time.monotonic() + TIMEOUT
+        while pub_depth.get_subscription_count() == 0 and time.monotonic() < t_end:
+            time.sleep(0.02)
+        rig.send_info()
+        wall_mm = 450  # within hand_distance's plausibility bound (50% of the estimate)
+
+        def send(encoding="16UC1"):
+            stamp = rig.stamp()
+            depth = np.full((H, W), wall_mm, np.uint16)
+            d = Image(height=H, width=W, encoding=encoding, step=W * 2, data=depth.tobytes())
+            d.header.stamp, d.header.frame_id = stamp, FRAME
+            pub_depth.publish(d)
+            time.sleep(0.05)  # let the depth image arrive first (the node matches by stamp)
+            return rig.send_image(stamp=stamp)
+
+        msg = rig.send_until_answered(send)
+        z = [msg.left.wrist_pose.position.z, msg.right.wrist_pose.position.z]
+        assert all(abs(v - wall_mm / 1000) < 0.06 for v in z), f"wrists at {z}, the wall at 0.45 m"
+        d = rig.wait_diag(lambda d: d.get("depth") == "matched", "diagnostics reporting the matched depth")
+        assert float(d["penetration_after_cm3"]) <= 0.5  # resolve_penetration: true
+        send("mono8")
+        rig.wait_diag(lambda d: int(d.get("errors_depth_encoding", 0)) >= 1, "the bad depth image counted")
     finally:
         rig.close()
 

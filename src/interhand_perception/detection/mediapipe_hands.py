@@ -14,15 +14,21 @@ Facts this wrapper encodes (checked with 0.10.14 on the real photos, see ``docs/
   ``mirrored`` flag and whether we flipped the image ourselves before detection.
 * **Coordinates.** Landmarks come normalised to the processed image ([0, 1] over width and
   height); we map them back to full-frame pixels (pixel i covers [i, i + 1), as in
-  ``data.crop``). The image is resized to a working width (640 px by default) before detection
-  because the palm detector sees a 192 x 192 letterboxed copy anyway and big frames only cost time.
-* **World landmarks** are metric (metres) and hand-centred: the origin is near the hand's
-  geometric centre (about the middle MCP / palm centre), not the wrist; axes are MediaPipe's,
-  aligned with the image (x right, y down, z away from the camera, like the 2D x, y). We pass
-  them on as given.
+  ``data.crop``). The image (or a region of it) is resized so that its longer side is
+  ``work_size`` (640 px by default) before detection: the palm detector sees a 192 x 192
+  letterboxed copy anyway, big frames only cost time, and small regions are upscaled (zoom).
+* **World landmarks** are metric (metres) and hand-centred, passed on as given. Measured on
+  the real photos: the origin is at the middle-finger MCP (joint 9) within 4-7 mm, not at the
+  wrist; x and y follow the image's x (right) and y (down) (correlation with the 2D landmarks
+  0.86-1.0); z runs along the viewing direction (MediaPipe: smaller = closer to the camera).
+  Wrist to middle MCP measures 0.08-0.10 m (an adult hand model's scale). For a pass on a
+  flipped image we negate x so that the hand is the unflipped one.
 * **Score.** The solutions API exposes the handedness classifier's score per hand (the palm
   detection and landmark presence scores are only used internally against the thresholds), so
   ``score`` is that classification score in [0.5, 1].
+* **Pose.** The same wheel ships MediaPipe Pose; :meth:`MediaPipeHands.body_wrists` reads the
+  body model's wrists (landmarks 15/16, named for a non-mirrored image), a coarse hint where a
+  hand is that the palm detector missed.
 
 Install (deliberately without its declared deps jax, jaxlib, sounddevice and
 opencv-contrib-python, which clashes with our opencv-python-headless):
@@ -45,7 +51,7 @@ class DetectorUnavailable(ImportError):
     """MediaPipe (or one of its runtime dependencies) is not installed."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class HandDetection:
     """One detected hand in full-frame pixels.
 
@@ -150,11 +156,35 @@ def window_to_frame(norm_xy: np.ndarray, window: np.ndarray, flipped: bool) -> n
     return np.stack([window[0] + xy[:, 0] * w, window[1] + xy[:, 1] * h], axis=1)
 
 
-def _import_mediapipe_hands() -> Any:
-    """``mediapipe.solutions.hands``, or DetectorUnavailable naming the install command."""
+@dataclass(frozen=True, eq=False)
+class BodyWrist:
+    """A wrist estimated by MediaPipe Pose (the body model), in full-frame pixels.
+
+    Pose locates an arm's wrist from the whole body even where the palm detector sees no hand
+    (occluded or cut palms), but it is coarse: only a hint for where a missed hand is.
+
+    Attributes:
+        side: "left"/"right", the person's side.
+        wrist: (2,) pixels.
+        index: (2,) pixels of Pose's index-finger point (about the knuckles).
+        visibility: Pose's visibility estimate in [0, 1].
+    """
+
+    side: str
+    wrist: np.ndarray
+    index: np.ndarray
+    visibility: float
+
+
+#: MediaPipe Pose landmark indices (wrist, index) per side, named for a non-mirrored image.
+POSE_WRISTS = {"left": (15, 19), "right": (16, 20)}
+
+
+def _import_solution(name: str) -> Any:
+    """``mediapipe.solutions.<name>``, or DetectorUnavailable naming the install command."""
     try:
         import mediapipe as mp  # noqa: PLC0415 (lazy on purpose: optional, slow import)
-        return mp.solutions.hands
+        return getattr(mp.solutions, name)
     except (ImportError, AttributeError) as exc:
         raise DetectorUnavailable(
             f"the hand detector needs MediaPipe ({exc}); install it with: {INSTALL_HINT}") from exc
@@ -181,12 +211,13 @@ class MediaPipeHands:
         self.work_size = int(work_size)
         self.model_complexity = int(model_complexity)
         self._graphs: dict[tuple[float, int], Any] = {}
+        self._pose: Any = None
         self.calls = 0  # number of MediaPipe passes run (for reports and tests)
 
     def _graph(self, confidence: float, max_hands: int) -> Any:
         key = (round(float(confidence), 3), int(max_hands))
         if key not in self._graphs:
-            hands = _import_mediapipe_hands()
+            hands = _import_solution("hands")
             self._graphs[key] = hands.Hands(static_image_mode=True, max_num_hands=key[1],
                                             model_complexity=self.model_complexity,
                                             min_detection_confidence=key[0],
@@ -228,11 +259,45 @@ class MediaPipeHands:
         self.calls += 1
         return parse_result(result, win, flip, mirrored, source)
 
+    def body_wrists(self, rgb: np.ndarray, mirrored: bool = False) -> list[BodyWrist]:
+        """Both wrists from MediaPipe Pose (plain and flipped pass; per side the more visible).
+
+        Args:
+            rgb: (H, W, 3) uint8 RGB image.
+            mirrored: the camera image is a mirror image.
+        Returns:
+            0-2 :class:`BodyWrist` (none when Pose finds no person).
+        """
+        if self._pose is None:
+            self._pose = _import_solution("pose").Pose(static_image_mode=True, model_complexity=1,
+                                                       min_detection_confidence=0.3)
+        h, w = rgb.shape[:2]
+        win, scale = region_geometry(None, w, h, self.work_size)
+        small = cv2.resize(rgb, (max(1, round(w * scale)), max(1, round(h * scale))),
+                           interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+        best: dict[str, BodyWrist] = {}
+        for flip in (False, True):
+            res = self._pose.process(np.ascontiguousarray(small[:, ::-1] if flip else small))
+            self.calls += 1
+            if res.pose_landmarks is None:
+                continue
+            lm = res.pose_landmarks.landmark
+            for name, (iw, ii) in POSE_WRISTS.items():
+                side = name if mirrored == flip else opposite(name)
+                pts = window_to_frame(np.array([[lm[iw].x, lm[iw].y], [lm[ii].x, lm[ii].y]]), win, flip)
+                cand = BodyWrist(side, pts[0], pts[1], float(lm[iw].visibility))
+                if side not in best or cand.visibility > best[side].visibility:
+                    best[side] = cand
+        return [best[s] for s in SIDES if s in best]
+
     def close(self) -> None:
         """Release the MediaPipe graphs."""
         for graph in self._graphs.values():
             graph.close()
         self._graphs.clear()
+        if self._pose is not None:
+            self._pose.close()
+            self._pose = None
 
     def __enter__(self) -> "MediaPipeHands":
         return self

@@ -20,10 +20,10 @@ landmark (iteratively reweighted: weight ``(t^2 / (t^2 + e^2))^2``); ``t`` start
 ``anneal`` times larger and shrinks over the first iterations (graduated non-convexity), so
 a bad landmark is first averaged in, then rejected. Jacobians are analytic: turning joint
 ``k`` by ``G_k d`` moves a point ``p`` it carries by ``-[p - p_k] G_k d`` (fingertips: the
-skinning-weighted sum), axis-angle steps map through the right Jacobian of SO(3),
+skinning-weighted sum, plus their pose correctives through ``dR_k = R_k [J_r dtheta_k]``),
+axis-angle steps map through the right Jacobian of SO(3),
 ``J_r(t) = I - (1 - cos|t|)/|t|^2 [t] + (|t| - sin|t|)/|t|^3 [t]^2``, and betas move the rest
-bones linearly (pose correctives of the tips are in the residual, not the Jacobian). Only the
-21 joints are evaluated per iteration; the mesh once at the end.
+bones linearly. Only the 21 joints are evaluated per iteration; the mesh once at the end.
 
 Start: betas from bone lengths, rotations by twist-swing (:mod:`twist_swing`) on the
 wrist-relative world landmarks, ``c`` the mean offset, ``T`` by linear least squares of
@@ -33,20 +33,19 @@ wrist-relative world landmarks, ``c`` the mean offset, ``T`` by linear least squ
 from __future__ import annotations
 
 import math
-import time
-from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from dataclasses import dataclass, fields, is_dataclass, replace
+from typing import Any, Mapping
 
 import numpy as np
 import torch
 
 from ..hand_model import lbs as L
-from ..hand_model.joints import SIDES, SKIN_TO_OUTPUT
+from ..hand_model.joints import SIDES
 from ..hand_model.pose_prior import pose_limits
 from ..hand_model.rotation_np import axis_angle_to_matrix, axis_angle_to_quaternion
 from ..runtime.placement import PlacedHands
-from .twist_swing import (HandSkeleton, Kinematics, fit_betas_to_bones, forward_kinematics,
-                          model_hand_pose, skeleton_from_model, twist_swing_ik)
+from .twist_swing import (CAT_TO_OUTPUT, OUTPUT_FROM_CAT, HandSkeleton, Kinematics, fit_betas_to_bones,
+                          forward_kinematics, model_hand_pose, skeleton_from_model, twist_swing_ik)
 
 DTYPE = torch.float64
 
@@ -55,15 +54,16 @@ DTYPE = torch.float64
 class FitConfig:
     """Weights (as noise scales) and solver settings; see the module docstring."""
 
-    iterations: int = 15
+    iterations: int = 8
     sigma_2d: float = 3.0          # px
     sigma_3d: float = 0.006        # m
     sigma_limit: float = 0.03      # rad
-    sigma_betas: float = 1.5
-    robust: float = 3.0            # Geman-McClure scale t, in sigmas
+    sigma_betas: float = 3.0
+    robust: float = 2.5            # Geman-McClure scale t, in sigmas
     anneal: float = 8.0            # t starts anneal * robust ...
-    anneal_iterations: int = 6     # ... and reaches robust after this many iterations
+    anneal_iterations: int = 4     # ... and reaches robust after this many iterations
     damping: float = 1e-3          # initial Levenberg-Marquardt lambda
+    tolerance: float = 1e-3        # stop when no hand's cost drops by more than this fraction
     fit_shape: bool = True
     twist: str = "anatomical"
 
@@ -79,12 +79,6 @@ class FitState:
     transl: torch.Tensor
     offset: torch.Tensor
 
-    def where(self, keep: torch.Tensor, other: "FitState") -> "FitState":
-        """Per hand: this state where ``keep`` (B,) is True, else ``other``."""
-        pick = [torch.where(keep.view(-1, *[1] * (a.ndim - 1)), a, b) for a, b in
-                zip(self.__dict__.values(), other.__dict__.values())]
-        return FitState(*pick)
-
 
 def right_jacobian(theta: torch.Tensor) -> torch.Tensor:
     """Right Jacobians (..., 3, 3) of SO(3) at axis-angle ``theta`` (..., 3) (docstring)."""
@@ -99,27 +93,27 @@ def right_jacobian(theta: torch.Tensor) -> torch.Tensor:
     return eye - b[..., None, None] * k + c[..., None, None] * (k @ k)
 
 
-def ancestors(parents: Sequence[int]) -> torch.Tensor:
-    """(J, J) matrix ``A[i, k] = 1`` if joint k is a proper ancestor of joint i."""
-    a = torch.zeros(len(parents), len(parents), dtype=DTYPE)
-    for i in range(1, len(parents)):
-        a[i] = a[parents[i]]
-        a[i, parents[i]] = 1.0
-    return a
-
-
 def joint_jacobian(sk: HandSkeleton, kin: Kinematics, pose: torch.Tensor) -> torch.Tensor:
     """d(P_i) / d(root step, theta): (B, 21, 3, 48) for the wrist-relative output joints P."""
-    anc = ancestors(sk.parents).to(pose)
+    anc = sk.ancestors
     carry = anc.T + torch.eye(len(sk.parents), dtype=pose.dtype)      # carry[k, j]: k moves j
     skin = kin.skin
     lever_skin = anc[None, :, :, None] * (skin[:, :, None] - skin[:, None, :])  # (B, 16, 16, 3)
     moved = torch.einsum("tj,kj,btjc->btkc", sk.tip_weights, carry, kin.tip_moved)
     lever_tip = moved - (sk.tip_weights @ carry.T)[None, ..., None] * skin[:, None]
-    lever = torch.cat([lever_skin, lever_tip], dim=1)[:, SKIN_TO_OUTPUT]     # (B, 21, 16, 3)
-    blocks = -L.skew(lever) @ kin.glob[:, None]                              # (B, 21, 16, 3, 3)
-    blocks = torch.cat([blocks[:, :, :1], blocks[:, :, 1:] @ right_jacobian(pose)[:, None]], 2)
-    return blocks.permute(0, 1, 3, 2, 4).reshape(pose.shape[0], 21, 3, 48)
+    lever = torch.cat([lever_skin, lever_tip], dim=1)[:, OUTPUT_FROM_CAT]     # (B, 21, 16, 3)
+    jr = right_jacobian(pose)
+    frames = kin.glob.clone()
+    frames[:, 1:] = frames[:, 1:] @ jr                                       # G_k J_r(theta_k)
+    blocks = torch.einsum("bikcd,bkde->bicke", -L.skew(lever), frames)       # (B, 21, 3, 16, 3)
+    if bool(sk.tip_posedirs.any()):     # tips' pose correctives: dR_k = R_k [J_r dtheta]
+        rot = L.batch_rodrigues(pose)
+        d_rot = (rot[:, :, None] @ L.skew(torch.eye(3, dtype=pose.dtype))).flatten(-2)  # (B, 15, 3, 9)
+        dirs = sk.tip_posedirs[..., :135].reshape(5, 3, 15, 9)
+        d_tip = torch.einsum("tj,bjcd,tdki,bkei,bkef->btckf", sk.tip_weights, kin.glob, dirs, d_rot, jr)
+        tips = CAT_TO_OUTPUT[16:]
+        blocks[:, tips, :, 1:] += d_tip
+    return blocks.reshape(pose.shape[0], 21, 3, 48)
 
 
 def shape_jacobian(sk: HandSkeleton, kin: Kinematics, num_betas: int) -> torch.Tensor:
@@ -127,13 +121,11 @@ def shape_jacobian(sk: HandSkeleton, kin: Kinematics, num_betas: int) -> torch.T
     jd, vd = sk.j_dirs[..., :num_betas], sk.tip_dirs[..., :num_betas]
     glob = kin.glob
     d = glob.new_zeros(glob.shape[0], len(sk.parents), 3, num_betas)
-    for level_t in sk.levels:
-        level = list(level_t)
-        par = [sk.parents[j] for j in level]
-        d[:, level] = d[:, par] + glob[:, par] @ (jd[level] - jd[par])
-    tip = glob[:, None] @ (vd[:, None] - jd[None]) + d[:, None]                 # (B, 5, 16, 3, S)
-    tip = torch.einsum("tj,btjcs->btcs", sk.tip_weights, tip)
-    return torch.cat([d, tip], dim=1)[:, SKIN_TO_OUTPUT]
+    for level, par, _ in sk.levels:
+        d[:, level] = d[:, par] + torch.einsum("bjcd,jds->bjcs", glob[:, par], jd[level] - jd[par])
+    tip = torch.einsum("tj,bjcd,tjds->btcs", sk.tip_weights, glob, vd[:, None] - jd[None]) \
+        + torch.einsum("tj,bjcs->btcs", sk.tip_weights, d)
+    return torch.cat([d, tip], dim=1)[:, OUTPUT_FROM_CAT]
 
 
 def project(points: torch.Tensor, intr: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -178,12 +170,16 @@ def evaluate(sk: HandSkeleton, state: FitState, uv: torch.Tensor, world: torch.T
     return kin, rel, rel + state.offset[:, None] - world, pix - uv
 
 
+def limit_excess(pose: torch.Tensor, limits: tuple, sigma: float) -> torch.Tensor:
+    """(B, 45) normalised excess of the pose (B, 15, 3) beyond the box limits (lo, hi) (45,)."""
+    theta = pose.reshape(-1, 45)
+    return (torch.relu(theta - limits[1]) - torch.relu(limits[0] - theta)) / sigma
+
+
 def energy(state: FitState, r3: torch.Tensor, r2: torch.Tensor, limits: tuple, cfg: FitConfig,
            t: float) -> torch.Tensor:
     """Robust objective (B,) of the module docstring at Geman-McClure scale t."""
-    lo, hi = limits
-    theta = state.pose.reshape(-1, 45)
-    over = (torch.relu(theta - hi) - torch.relu(lo - theta)) / cfg.sigma_limit
+    over = limit_excess(state.pose, limits, cfg.sigma_limit)
     return (geman_mcclure(r3.norm(dim=-1) / cfg.sigma_3d, t)[0].sum(-1)
             + geman_mcclure(r2.norm(dim=-1) / cfg.sigma_2d, t)[0].sum(-1)
             + (over ** 2).sum(-1) + (state.betas ** 2).sum(-1) / cfg.sigma_betas ** 2)
@@ -192,63 +188,86 @@ def energy(state: FitState, r3: torch.Tensor, r2: torch.Tensor, limits: tuple, c
 def lm_step(sk: HandSkeleton, state: FitState, kin: Kinematics, rel: torch.Tensor, r3: torch.Tensor,
             r2: torch.Tensor, intr: torch.Tensor, limits: tuple, cfg: FitConfig, t: float,
             lam: torch.Tensor) -> FitState:
-    """One damped Gauss-Newton step of the reweighted problem (B hands at once)."""
+    """One damped Gauss-Newton step of the reweighted problem (B hands at once).
+
+    Unknowns (n = 54 + S): root step (3), theta (45), betas (S), T (3), c (3).
+    """
     b, s = state.betas.shape
-    n = 48 + s + 6
+    n = 54 + s
     j_rel = torch.cat([joint_jacobian(sk, kin, state.pose), shape_jacobian(sk, kin, s)], -1)
     eye3 = torch.eye(3, dtype=rel.dtype).expand(b, 21, 3, 3)
-    j3 = torch.cat([j_rel, torch.zeros_like(eye3), eye3], -1) / cfg.sigma_3d
+    zero3 = torch.zeros_like(eye3)
     _, dproj = project(state.transl[:, None] + rel, intr)
-    j2 = dproj @ torch.cat([j_rel, eye3, torch.zeros_like(eye3)], -1) / cfg.sigma_2d
+    j2 = torch.einsum("bicd,bidn->bicn", dproj, torch.cat([j_rel, eye3, zero3], -1)) / cfg.sigma_2d
+    j3 = torch.cat([j_rel, zero3, eye3], -1) / cfg.sigma_3d
     e3, e2 = r3 / cfg.sigma_3d, r2 / cfg.sigma_2d
-    w3 = geman_mcclure(e3.norm(dim=-1), t)[1][..., None, None]
-    w2 = geman_mcclure(e2.norm(dim=-1), t)[1][..., None, None]
-    hess = ((w3 * j3).transpose(-1, -2) @ j3).sum(1) + ((w2 * j2).transpose(-1, -2) @ j2).sum(1)
-    grad = ((w3 * j3).transpose(-1, -2) @ e3[..., None]).sum(1)[..., 0] \
-        + ((w2 * j2).transpose(-1, -2) @ e2[..., None]).sum(1)[..., 0]
-    lo, hi = limits
-    theta = state.pose.reshape(b, 45)
-    over = (torch.relu(theta - hi) - torch.relu(lo - theta)) / cfg.sigma_limit
-    diag = torch.zeros(b, n, dtype=rel.dtype)
-    diag[:, 3:48] = (over != 0).to(rel.dtype) / cfg.sigma_limit ** 2
-    diag[:, 48:48 + s] = 1.0 / cfg.sigma_betas ** 2
-    grad[:, 3:48] += over / cfg.sigma_limit
-    grad[:, 48:48 + s] += state.betas / cfg.sigma_betas ** 2
-    hess = hess + torch.diag_embed(diag)
-    damp = lam[:, None] * (torch.diagonal(hess, dim1=-2, dim2=-1) + 1e-6)
-    step = -torch.linalg.solve(hess + torch.diag_embed(damp), grad[..., None])[..., 0]
+    w3 = geman_mcclure(e3.norm(dim=-1), t)[1]
+    w2 = geman_mcclure(e2.norm(dim=-1), t)[1]
+    jac = torch.cat([j3.reshape(b, 63, n), j2.reshape(b, 42, n)], 1)           # (B, 105, n)
+    res = torch.cat([e3.reshape(b, 63), e2.reshape(b, 42)], 1)
+    w = torch.cat([w3.repeat_interleave(3, 1), w2.repeat_interleave(2, 1)], 1)
+    wj = (w[..., None] * jac).transpose(1, 2)
+    hess, grad = wj @ jac, (wj @ res[..., None])[..., 0]
+    over = limit_excess(state.pose, limits, cfg.sigma_limit)
+    prior = torch.cat([(over != 0).to(rel.dtype) / cfg.sigma_limit ** 2,
+                       torch.full((b, s), 1.0 / cfg.sigma_betas ** 2, dtype=rel.dtype)], 1)
+    grad[:, 3:48 + s] += torch.cat([over / cfg.sigma_limit, state.betas / cfg.sigma_betas ** 2], 1)
+    diag = torch.diagonal(hess, dim1=-2, dim2=-1)
+    diag[:, 3:48 + s] += prior
+    diag += lam[:, None] * (diag + 1e-6)
+    step = -torch.linalg.solve(hess, grad[..., None])[..., 0]
+    margin = 2.0 * cfg.sigma_limit     # the penalty has no curvature inside: project the step
+    pose = torch.maximum(torch.minimum(state.pose.reshape(b, 45) + step[:, 3:48], limits[1] + margin),
+                         limits[0] - margin)
     return FitState(root=state.root @ L.batch_rodrigues(step[:, :3]),
-                    pose=state.pose + step[:, 3:48].reshape(b, 15, 3), betas=state.betas + step[:, 48:48 + s],
+                    pose=pose.reshape(b, 15, 3), betas=state.betas + step[:, 48:48 + s],
                     transl=state.transl + step[:, n - 6:n - 3], offset=state.offset + step[:, n - 3:])
 
 
 def initial_state(sk: HandSkeleton, uv: torch.Tensor, world: torch.Tensor, intr: torch.Tensor,
-                  cfg: FitConfig) -> FitState:
-    """Twist-swing start (module docstring) for pixels (B, 21, 2) and world points (B, 21, 3)."""
+                  cfg: FitConfig, limits: tuple | None = None) -> FitState:
+    """Twist-swing start (module docstring) for pixels (B, 21, 2) and world points (B, 21, 3);
+    ``limits`` (lo, hi) (45,) clamp each joint in the IK (see ``twist_swing_ik``)."""
     target = world - world[:, :1]
     betas = fit_betas_to_bones(sk, target, sigma_betas=cfg.sigma_betas) if cfg.fit_shape else \
         world.new_zeros(world.shape[0], sk.j_dirs.shape[-1])
-    rots = twist_swing_ik(sk, target, betas, twist=cfg.twist)
+    box = None if limits is None else tuple(lim.reshape(15, 3) for lim in limits)
+    rots = twist_swing_ik(sk, target, betas, twist=cfg.twist, limits=box)
     kin = forward_kinematics(sk, rots, betas)
     rel = kin.joints - kin.joints[:, :1]
     return FitState(root=rots[:, 0], pose=L.matrix_to_axis_angle(rots[:, 1:]), betas=betas,
                     transl=solve_translation(uv, rel, intr), offset=(world - rel).mean(1))
 
 
+def _pick(keep: torch.Tensor, new: Any, old: Any) -> Any:
+    """Per hand (``keep`` (B,)): ``new`` where True else ``old`` (tensors, dataclasses, tuples)."""
+    if isinstance(new, torch.Tensor):
+        return torch.where(keep.view(-1, *[1] * (new.ndim - 1)), new, old)
+    if is_dataclass(new):
+        return type(new)(*(_pick(keep, getattr(new, f.name), getattr(old, f.name)) for f in fields(new)))
+    return type(new)(_pick(keep, a, b) for a, b in zip(new, old))
+
+
 def refine(sk: HandSkeleton, state: FitState, uv: torch.Tensor, world: torch.Tensor,
            intr: torch.Tensor, limits: tuple, cfg: FitConfig) -> FitState:
     """Levenberg-Marquardt with per-hand step acceptance and an annealed robust scale."""
     lam = torch.full((state.pose.shape[0],), cfg.damping, dtype=DTYPE)
+    current = evaluate(sk, state, uv, world, intr)
     for it in range(cfg.iterations):
         frac = min(1.0, it / max(cfg.anneal_iterations, 1))
         t = cfg.robust * cfg.anneal ** (1.0 - frac)
-        kin, rel, r3, r2 = evaluate(sk, state, uv, world, intr)
-        cost = energy(state, r3, r2, limits, cfg, t)
-        trial = lm_step(sk, state, kin, rel, r3, r2, intr, limits, cfg, t, lam)
-        _, _, t3, t2 = evaluate(sk, trial, uv, world, intr)
-        ok = torch.isfinite(t3).all(-1).all(-1) & (energy(trial, t3, t2, limits, cfg, t) < cost)
-        state = trial.where(ok, state)
+        cost = energy(state, current[2], current[3], limits, cfg, t)
+        trial = lm_step(sk, state, *current, intr, limits, cfg, t, lam)
+        evaluated = evaluate(sk, trial, uv, world, intr)
+        new_cost = energy(trial, evaluated[2], evaluated[3], limits, cfg, t)
+        ok = torch.isfinite(evaluated[2]).all(-1).all(-1) & (new_cost < cost)
+        if bool(ok.all()):
+            state, current = trial, evaluated
+        elif bool(ok.any()):
+            state, current = _pick(ok, (trial, evaluated), (state, current))
         lam = torch.where(ok, (lam * 0.3).clamp_min(1e-7), (lam * 10.0).clamp_max(1e4))
+        if it >= cfg.anneal_iterations and bool((ok & (new_cost > (1.0 - cfg.tolerance) * cost)).all()):
+            break                                     # converged: every hand gained < tolerance
     return state
 
 
@@ -267,9 +286,150 @@ def fit_keypoints(sk: HandSkeleton, uv: torch.Tensor, world: torch.Tensor, intr:
     if limits is None:
         lo, hi = pose_limits(sk.side)
         limits = (torch.as_tensor(lo, dtype=DTYPE).reshape(45), torch.as_tensor(hi, dtype=DTYPE).reshape(45))
-    init = initial_state(sk, uv, world, intr, cfg)
+    init = initial_state(sk, uv, world, intr, cfg, limits)
     state = refine(sk, init, uv, world, intr, limits, cfg)
     _, rel, r3, r2 = evaluate(sk, state, uv, world, intr)
     return {"init": init, "state": state, "rel": rel, "joints": rel + state.transl[:, None],
             "err2d": r2.norm(dim=-1).mean(-1), "err3d": r3.norm(dim=-1).mean(-1),
             "weights2d": geman_mcclure(r2.norm(dim=-1) / cfg.sigma_2d, cfg.robust)[1]}
+
+
+# ----------------------------------------------------------------------------- public API
+
+#: One detection: landmarks (21, 2) pixels, world landmarks (21, 3) metres, detector score.
+Detection = tuple
+
+
+@dataclass
+class FitResult:
+    """One fitted hand; camera-frame coordinates in metres, camera axes.
+
+    Attributes:
+        vertices: (V, 3) float32 mesh, joints: (21, 3), both in the camera frame;
+            vertices_rel, joints_rel: the same minus the wrist (``HandResult``'s convention).
+        joints2d: (21, 2) pixels of the fitted joints; wrist: (3,) = ``joints[0]``.
+        global_orient: (3,) root axis-angle in the camera frame; hand_pose: (45,) full
+            axis-angle of joints 1..15 (MANO order, mean pose included); betas: (S,).
+        error_2d: mean pixel distance to the landmarks; error_3d: mean distance (mm) to the
+            world landmarks after their offset.
+        landmark_weights: (21,) final robust weights of the pixels (near 0: rejected).
+        confidence: ``score / ((1 + (error_2d / 2 s_2d)^2) (1 + (error_3d / 2 s_3d)^2))``;
+            0 when the fit is not finite or the wrist is not in front of the camera.
+    """
+
+    side: str
+    vertices: np.ndarray
+    joints: np.ndarray
+    vertices_rel: np.ndarray
+    joints_rel: np.ndarray
+    joints2d: np.ndarray
+    wrist: np.ndarray
+    global_orient: np.ndarray
+    hand_pose: np.ndarray
+    betas: np.ndarray
+    error_2d: float
+    error_3d: float
+    landmark_weights: np.ndarray
+    confidence: float
+
+
+def intrinsics_vector(intrinsics: Any) -> torch.Tensor:
+    """(4,) float64 ``(fx, fy, cx, cy)`` from a sequence or an object with those attributes."""
+    vals = [getattr(intrinsics, k) for k in ("fx", "fy", "cx", "cy")] \
+        if hasattr(intrinsics, "fx") else list(intrinsics)
+    out = torch.as_tensor(np.asarray(vals, dtype=np.float64).reshape(-1), dtype=DTYPE)
+    if out.numel() != 4 or not bool(torch.isfinite(out).all()) or min(out[0], out[1]) <= 0:
+        raise ValueError(f"intrinsics must be finite (fx, fy, cx, cy) with fx, fy > 0, got {vals}")
+    return out
+
+
+def fit_hands(detections: Mapping[str, Detection], intrinsics: Any, hand_models: Mapping[str, Any],
+              iterations: int | None = None, config: FitConfig | None = None) -> dict[str, FitResult]:
+    """Fit each detected hand's model to its keypoints (module docstring).
+
+    Args:
+        detections: side ("left"/"right") -> (landmarks (21, 2) image pixels, world landmarks
+            (21, 3) metres, score); landmarks in ``JOINT_NAMES`` (MediaPipe) order. Sides must
+            be the subject's hands (MediaPipe's handedness on an unmirrored image).
+        intrinsics: ``(fx, fy, cx, cy)`` or ``runtime.placement.Intrinsics``.
+        hand_models: side -> ``HandModel`` (MANO or built-in; any vertex count).
+        iterations: overrides ``config.iterations``.
+        config: weights and solver settings (defaults: :class:`FitConfig`).
+
+    Returns:
+        side -> :class:`FitResult`, for the sides in ``detections``.
+    """
+    cfg = config or FitConfig()
+    if iterations is not None:
+        cfg = replace(cfg, iterations=int(iterations))
+    intr = intrinsics_vector(intrinsics)
+    out = {}
+    for side, det in detections.items():
+        if side not in SIDES:
+            raise ValueError(f"detection side must be one of {SIDES}, got {side!r}")
+        if side not in hand_models:
+            raise ValueError(f"no hand model for the {side} hand")
+        uv, world = (np.asarray(a, dtype=np.float64) for a in det[:2])
+        score = float(det[2])
+        if uv.shape != (21, 2) or world.shape != (21, 3):
+            raise ValueError(f"{side}: expected landmarks (21, 2) and world (21, 3), "
+                             f"got {uv.shape}, {world.shape}")
+        if not (np.isfinite(uv).all() and np.isfinite(world).all() and math.isfinite(score)):
+            raise ValueError(f"{side}: landmarks, world landmarks and score must be finite")
+        uv, world = torch.from_numpy(uv), torch.from_numpy(world)
+        model = hand_models[side]
+        sk = skeleton_from_model(model, DTYPE, "cpu")
+        fit = fit_keypoints(sk, uv[None], world[None], intr, cfg)
+        st = fit["state"]
+        orient = L.matrix_to_axis_angle(st.root)
+        full = st.pose.reshape(1, 45)
+        like = model.v_template
+        with torch.no_grad():
+            mesh = model(orient.to(like), model_hand_pose(sk, full).to(like), st.betas.to(like),
+                         pose_type="axis_angle")
+        verts_rel = (mesh.vertices - mesh.joints[:, :1])[0].detach().cpu().double().numpy()
+        rel = fit["rel"][0].numpy()
+        wrist = st.transl[0].numpy()
+        e2, e3 = float(fit["err2d"][0]), float(fit["err3d"][0])
+        conf = score / ((1 + (e2 / (2 * cfg.sigma_2d)) ** 2) * (1 + (e3 / (2 * cfg.sigma_3d)) ** 2))
+        if not (np.isfinite(rel).all() and np.isfinite(verts_rel).all() and wrist[2] > 0):
+            conf = 0.0                          # diverged or behind the camera: do not use
+        out[side] = FitResult(
+            side=side, vertices=(verts_rel + wrist).astype(np.float32), joints=rel + wrist,
+            vertices_rel=verts_rel.astype(np.float32), joints_rel=rel,
+            joints2d=project(fit["joints"], intr)[0][0].numpy(), wrist=wrist,
+            global_orient=orient[0].numpy(), hand_pose=full[0].numpy(), betas=st.betas[0].numpy(),
+            error_2d=e2, error_3d=e3 * 1000.0, landmark_weights=fit["weights2d"][0].numpy(),
+            confidence=float(conf))
+    return out
+
+
+def to_placed_hands(fits: Mapping[str, FitResult], depth_from: str = "camera_info") -> PlacedHands:
+    """Both fitted hands as ``runtime.placement.PlacedHands`` (index 0 left, 1 right).
+
+    The fit is already metric and in the camera frame, so nothing goes through DIR's
+    weak-perspective camera. A side missing from ``fits`` is filled with zeros (identity
+    rotation); the caller marks it invalid (``valid = [s in fits for s in SIDES]``).
+
+    Args:
+        fits: side -> :class:`FitResult` (at least one side).
+        depth_from: "camera_info" or "assumed" (where the intrinsics came from).
+    """
+    if not fits:
+        raise ValueError("to_placed_hands needs at least one fitted hand")
+    num_verts = next(iter(fits.values())).vertices.shape[0]
+    joints = np.zeros((2, 21, 3))
+    verts = np.zeros((2, num_verts, 3), dtype=np.float32)
+    orient = np.zeros((2, 3))
+    for i, side in enumerate(SIDES):
+        if side in fits:
+            f = fits[side]
+            if f.vertices.shape[0] != num_verts:
+                raise ValueError("both hand models must have the same number of vertices")
+            joints[i], verts[i], orient[i] = f.joints, f.vertices, f.global_orient
+    wrist = joints[:, 0].copy()
+    quat = axis_angle_to_quaternion(orient)
+    return PlacedHands(joints=joints, vertices=verts, wrist=wrist,
+                       wrist_rotation=axis_angle_to_matrix(orient),
+                       wrist_quaternion=np.concatenate([quat[:, 1:], quat[:, :1]], axis=1),
+                       right_minus_left=wrist[1] - wrist[0], depth_from=depth_from)

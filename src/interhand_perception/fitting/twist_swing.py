@@ -14,8 +14,9 @@ wrist-relative points ``X`` in the output order; every non-root skinning joint `
 child ``c`` (the next joint or the fingertip) and a rest bone ``a_j = J_c - J_j``.
 
 1. Root: the wrist and the finger bases are rigid with the root, so
-   ``R_0 = argmin sum_i |R (J_i - J_0) - X_i|^2`` over i in {index, middle, ring, little MCP}
-   (Kabsch: ``H = sum_i (J_i - J_0) X_i^T = U S V^T``, ``R_0 = V diag(1, 1, det(V U^T)) U^T``).
+   ``R_0 = argmin sum_i |R J'_i - X'_i|^2`` over i in {wrist, index, middle, ring, little MCP},
+   primes marking centred points (Kabsch: ``H = sum_i J'_i X'_i^T = U S V^T``,
+   ``R_0 = V diag(1, 1, det(V U^T)) U^T``).
 2. Down the tree, level by level (the five fingers at once), with the parent's global rotation
    ``G_p`` known: the bone target in the joint's rest frame is ``d = G_p^T (X_c - X_j)``, and
    ``R_j = S(a, d) T(a, psi)``, a *swing* ``S`` (the smallest rotation taking the unit ``a`` to
@@ -54,8 +55,10 @@ from ..hand_model.joints import JOINT_NAMES, JOINT_PARENTS, NUM_SKIN_JOINTS, SKI
 #: Output joints whose positions fix the root rotation (rigid with the wrist).
 PALM_JOINTS: tuple[int, ...] = tuple(JOINT_NAMES.index(f"{f}_mcp") for f in
                                      ("index", "middle", "ring", "little"))
-#: Concatenated (16 skinning + 5 tips) index -> output index.
-CAT_TO_OUTPUT = np.argsort(SKIN_TO_OUTPUT)
+#: ``out = cat[:, OUTPUT_FROM_CAT]`` reorders (16 skinning joints + 5 tips) into the output
+#: order; ``CAT_TO_OUTPUT[c]`` is the output index of concatenated index c (int64 tensors).
+OUTPUT_FROM_CAT = torch.as_tensor(SKIN_TO_OUTPUT)
+CAT_TO_OUTPUT = torch.as_tensor(np.argsort(SKIN_TO_OUTPUT))
 #: Twist references of :func:`twist_swing_ik`.
 TWISTS: tuple[str, ...] = ("anatomical", "zero")
 
@@ -77,7 +80,9 @@ class HandSkeleton:
         flat_hand_mean: the model's setting (see :func:`model_hand_pose`).
         parents: (16,) kinematic tree (MANO order).
         children: (16,) concatenated index of each joint's child (-1 for the root).
-        levels: joints 1..15 grouped by depth in the tree (parents before children).
+        levels: per depth in the tree (parents first), int64 index tensors of the joints,
+            their parents and their children (concatenated indices).
+        ancestors: (16, 16) ``A[i, k] = 1`` if joint k is a proper ancestor of joint i.
     """
 
     side: str
@@ -92,7 +97,8 @@ class HandSkeleton:
     flat_hand_mean: bool
     parents: tuple[int, ...]
     children: tuple[int, ...]
-    levels: tuple[tuple[int, ...], ...]
+    levels: tuple[tuple[torch.Tensor, torch.Tensor, torch.Tensor], ...]
+    ancestors: torch.Tensor
 
 
 def tree_levels(parents: tuple[int, ...]) -> tuple[tuple[int, ...], ...]:
@@ -102,6 +108,15 @@ def tree_levels(parents: tuple[int, ...]) -> tuple[tuple[int, ...], ...]:
         depth[j] = depth[parents[j]] + 1
     return tuple(tuple(j for j in range(1, len(parents)) if depth[j] == d)
                  for d in range(1, max(depth) + 1))
+
+
+def ancestor_matrix(parents: tuple[int, ...], dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    """(J, J) matrix ``A[i, k] = 1`` if joint k is a proper ancestor of joint i."""
+    a = torch.zeros(len(parents), len(parents), dtype=dtype)
+    for i in range(1, len(parents)):
+        a[i] = a[parents[i]]
+        a[i, parents[i]] = 1.0
+    return a
 
 
 def skeleton_children() -> tuple[int, ...]:
@@ -114,24 +129,25 @@ def skeleton_children() -> tuple[int, ...]:
     return tuple(children)
 
 
-def skeleton_from_model(model, dtype: torch.dtype = torch.float64,
+def skeleton_from_model(model, dtype: torch.dtype = torch.float64, device: str | None = None,
                         min_hinge_angle: float = 0.1) -> HandSkeleton:
-    """Extract the :class:`HandSkeleton` of a ``HandModel`` (copies, on the model's device).
+    """Extract the :class:`HandSkeleton` of a ``HandModel`` (copies).
 
     Args:
         model: a ``HandModel``.
-        dtype: dtype of the skeleton tensors.
+        dtype, device: of the skeleton tensors (device None: the model's).
         min_hinge_angle: mean-pose rotations smaller than this (rad) give no hinge axis.
     """
     def f(t: torch.Tensor) -> torch.Tensor:
-        return t.detach().to(dtype)
+        return t.detach().to(device=device or t.device, dtype=dtype)
 
     jr, shapedirs = f(model.J_regressor), f(model.shapedirs)
-    tips = model.tip_vertex_ids
+    tips = model.tip_vertex_ids.to(jr.device)
     parents = tuple(int(p) for p in model.parents_list)
     children = skeleton_children()
-    for j in range(1, NUM_SKIN_JOINTS):
-        if children[j] < NUM_SKIN_JOINTS and parents[children[j]] != j:
+    for o, p in enumerate(JOINT_PARENTS):
+        c = int(SKIN_TO_OUTPUT[o])
+        if 0 < c < NUM_SKIN_JOINTS and parents[c] != int(SKIN_TO_OUTPUT[p]):
             raise ValueError(f"model tree {parents} does not match the 21-joint tree")
     mean = f(model.hands_mean).reshape(15, 3)
     angle = mean.norm(dim=-1, keepdim=True)
@@ -142,7 +158,11 @@ def skeleton_from_model(model, dtype: torch.dtype = torch.float64,
         tip_template=f(model.v_template)[tips], tip_dirs=shapedirs[tips],
         tip_posedirs=f(model.posedirs)[tips], tip_weights=f(model.lbs_weights)[tips],
         hinge=hinge, hands_mean=f(model.hands_mean), flat_hand_mean=bool(model.flat_hand_mean),
-        parents=parents, children=children, levels=tree_levels(parents))
+        parents=parents, children=children,
+        levels=tuple(tuple(torch.tensor([idx[j] for j in level], device=jr.device)
+                           for idx in (range(NUM_SKIN_JOINTS), parents, children))
+                     for level in tree_levels(parents)),
+        ancestors=ancestor_matrix(parents, dtype).to(jr.device))
 
 
 def rest_points(sk: HandSkeleton, betas: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -182,17 +202,15 @@ def forward_kinematics(sk: HandSkeleton, rot_mats: torch.Tensor, betas: torch.Te
     glob = torch.empty_like(rot_mats)
     skin = torch.empty_like(rest)
     glob[:, 0], skin[:, 0] = rot_mats[:, 0], rest[:, 0]
-    for level_t in sk.levels:
-        level = list(level_t)
-        par = [sk.parents[j] for j in level]
+    for level, par, _ in sk.levels:
         glob[:, level] = glob[:, par] @ rot_mats[:, level]
         bone = (rest[:, level] - rest[:, par])[..., None]
         skin[:, level] = skin[:, par] + (glob[:, par] @ bone)[..., 0]
     feats = L.pose_features(rot_mats)
     v = tip_rest + torch.einsum("bp,tcp->btc", feats, sk.tip_posedirs[..., :feats.shape[-1]])
-    moved = (glob[:, None] @ (v[:, :, None] - rest[:, None])[..., None])[..., 0] + skin[:, None]
+    moved = torch.einsum("bjcd,btjd->btjc", glob, v[:, :, None] - rest[:, None]) + skin[:, None]
     tips = torch.einsum("tj,btjc->btc", sk.tip_weights, moved)
-    joints = torch.cat([skin, tips], dim=1)[:, SKIN_TO_OUTPUT]
+    joints = torch.cat([skin, tips], dim=1)[:, OUTPUT_FROM_CAT]
     return Kinematics(joints=joints, skin=skin, rest=rest, glob=glob, tip_moved=moved)
 
 
@@ -258,7 +276,8 @@ def flex_abduct(axis: torch.Tensor, hinge: torch.Tensor, want: torch.Tensor) -> 
 
 
 def twist_swing_ik(sk: HandSkeleton, target: torch.Tensor, betas: torch.Tensor | None = None,
-                   twist: str = "anatomical") -> torch.Tensor:
+                   twist: str = "anatomical",
+                   limits: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
     """Local rotations reproducing target bone directions (module docstring, steps 1-3).
 
     Args:
@@ -267,6 +286,9 @@ def twist_swing_ik(sk: HandSkeleton, target: torch.Tensor, betas: torch.Tensor |
         betas: (B, S) shape used for the rest bones; None means zeros.
         twist: "anatomical" (flexion then abduction about the joint's own hinge, no Euler
             twist) or "zero" (pure swings, the rotation closest to the identity).
+        limits: optional (lo, hi), each (15, 3): box on the axis-angle of joints 1..15; each
+            level's rotations are clamped into it before their children are solved, so the
+            children absorb what a joint may not do.
 
     Returns:
         (B, 16, 3, 3) local rotations (root first, mean pose included).
@@ -279,23 +301,28 @@ def twist_swing_ik(sk: HandSkeleton, target: torch.Tensor, betas: torch.Tensor |
     rest, tip_rest = rest_points(sk, betas)
     rest_cat = torch.cat([rest, tip_rest], dim=1)
     tgt_cat = target[:, CAT_TO_OUTPUT] - target[:, :1]
-    palm = [int(SKIN_TO_OUTPUT[o]) for o in PALM_JOINTS]
+    palm = [0] + [int(SKIN_TO_OUTPUT[o]) for o in PALM_JOINTS]
+    src, dst = rest_cat[:, palm], tgt_cat[:, palm]
     rots = torch.empty(batch, NUM_SKIN_JOINTS, 3, 3, dtype=target.dtype, device=target.device)
     glob = torch.empty_like(rots)
-    rots[:, 0] = glob[:, 0] = kabsch(rest_cat[:, palm] - rest[:, :1], tgt_cat[:, palm])
+    rots[:, 0] = glob[:, 0] = kabsch(src - src.mean(1, keepdim=True), dst - dst.mean(1, keepdim=True))
     hinge = torch.cat([torch.zeros_like(sk.hinge[:1]), sk.hinge])            # (16, 3)
-    for level_t in sk.levels:
-        level = list(level_t)
-        par = [sk.parents[j] for j in level]
-        child = [sk.children[j] for j in level]
+    for level, par, child in sk.levels:
         axis = F.normalize(rest_cat[:, child] - rest[:, level], dim=-1)           # (B, n, 3)
         want = (glob[:, par].transpose(-1, -2) @ (tgt_cat[:, child] - tgt_cat[:, level])[..., None])[..., 0]
-        s = swing(axis, want)
-        if twist == "anatomical":
-            h = hinge[level].expand_as(axis)
-            known = h.norm(dim=-1) > 0.5
-            s = torch.where(known[..., None, None], flex_abduct(axis, torch.where(
-                known[..., None], h, torch.ones_like(h)), want), s)
+        h = hinge[level]
+        known = h.norm(dim=-1) > 0.5 if twist == "anatomical" else torch.zeros_like(h[:, 0], dtype=torch.bool)
+        if bool(known.all()):
+            s = flex_abduct(axis, h.expand_as(axis), want)
+        elif bool(known.any()):
+            s = torch.where(known[:, None, None], flex_abduct(axis, torch.where(
+                known[:, None], h, torch.ones_like(h)).expand_as(axis), want), swing(axis, want))
+        else:
+            s = swing(axis, want)
+        if limits is not None:
+            aa = L.matrix_to_axis_angle(s)
+            lo, hi = (lim.to(aa)[level - 1] for lim in limits)
+            s = L.batch_rodrigues(torch.maximum(torch.minimum(aa, hi), lo))
         rots[:, level] = s
         glob[:, level] = glob[:, par] @ s
     return rots

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..runtime.depth import DepthBuffer, depth_to_metres
 from ..runtime.frame_stats import FrameStats, LatestSlot, RateLimitedLog
 from ..runtime.image_input import InputError, compressed_to_rgb, image_to_rgb
 from ..runtime.placement import assumed_intrinsics, intrinsics_from_camera_info
@@ -80,6 +81,7 @@ def make_node_class():
     from visualization_msgs.msg import MarkerArray
 
     from ..runtime.pipeline import FrameProcessor
+    from ..runtime.refine import OutputRefiner, RefineConfig
     from . import conversions as conv
 
     class HandsNode(Node):
@@ -102,6 +104,12 @@ def make_node_class():
             ids = self.reconstructor.hand_model_ids
             self.hand_model_id = f"{ids['left']}+{ids['right']}"
             self.faces = self.reconstructor.faces
+            self.refiner = OutputRefiner(RefineConfig(
+                smoothing=p.smoothing, min_cutoff=p.smoothing_min_cutoff, beta=p.smoothing_beta,
+                d_cutoff=p.smoothing_d_cutoff, timeout_s=p.hand_timeout_s,
+                resolve_penetration=p.resolve_penetration), self.faces)
+            self.depth_buffer = DepthBuffer(max_age_s=p.depth_max_age_s) if p.depth_topic else None
+            self._last_refine: dict = {}
             self.stats = FrameStats()
             self.warn_limiter = RateLimitedLog(p.warn_period_s)
             self.slot = LatestSlot()
@@ -140,6 +148,10 @@ def make_node_class():
                 self.image_topic = p.image_topic
                 self.create_subscription(Image, self.image_topic, self._on_image, in_qos)
             self.create_subscription(CameraInfo, p.camera_info_topic, self._on_camera_info, in_qos)
+            if self.depth_buffer is not None:
+                depth_qos = QoSProfile(depth=3, reliability=in_qos.reliability, history=HistoryPolicy.KEEP_LAST,
+                                       durability=in_qos.durability)
+                self.create_subscription(Image, p.depth_topic, self._on_depth, depth_qos)
             self.create_timer(p.diagnostics_period_s, self._publish_diagnostics)
             self._Header = Header
             self._TFMessage = TFMessage
@@ -169,6 +181,16 @@ def make_node_class():
                 return
             with self._lock:
                 self._camera_info = msg
+
+        def _on_depth(self, msg) -> None:
+            p = self.params
+            try:
+                depth = depth_to_metres(msg.data, msg.width, msg.height, msg.encoding, msg.step, bool(msg.is_bigendian),
+                                        p.max_image_width, p.max_image_height)
+            except InputError as e:
+                self._bad_input(f"depth_{e.kind}", f"depth image rejected: {e}")
+                return
+            self.depth_buffer.add(msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9, depth)
 
         # ---------------------------------------------------------------- worker thread
         def _work(self) -> None:
@@ -216,6 +238,11 @@ def make_node_class():
                 self._bad_input("frame_id", f"input image has an empty header.frame_id; publishing in '{FALLBACK_FRAME}'")
                 header.frame_id = FALLBACK_FRAME
             valid = frame.confidence >= p.min_confidence
+            stamp_s = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+            depth = self.depth_buffer.match(stamp_s) if self.depth_buffer is not None else None
+            frame, valid, report = self.refiner(frame, valid, stamp_s, intr, depth)
+            report["depth_matched"] = depth is not None
+            self._last_refine = report
             self.pub_hands.publish(conv.two_hands_msg(header, frame, valid, p.publish_mesh, self.model_id,
                                                       self.hand_model_id))
             if self.pub_tf is not None:
@@ -230,7 +257,6 @@ def make_node_class():
             if self.pub_markers is not None:
                 self.pub_markers.publish(conv.hand_markers(header, frame.placed, self.faces, valid, mesh=p.publish_mesh))
             done = time.monotonic()
-            stamp_s = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
             latency = self.get_clock().now().nanoseconds * 1e-9 - stamp_s
             self.stats.record_output(done, latency, done - received)
 
@@ -256,7 +282,16 @@ def make_node_class():
             if snap.get("last_error_age_s") is not None and snap["last_error_age_s"] < 2 * self.params.diagnostics_period_s:
                 level = 1
                 problems.append(f"recent error: {snap.get('last_error', '')}")
-            values = {**snap, "intrinsics": "camera_info" if has_info else f"assumed ({self.params.assumed_hfov_deg:g} deg hfov)",
+            refine = self._last_refine
+            extra = {}
+            if "penetration_cm3" in refine:
+                extra["penetration_cm3"] = refine["penetration_cm3"]
+                extra["penetration_after_cm3"] = refine["penetration_after_cm3"]
+            if self.depth_buffer is not None:
+                extra["depth"] = ("matched" if refine.get("depth_matched") else "no depth image within "
+                                  f"{self.params.depth_max_age_s:g} s of the frame")
+                extra["depth_used_left_right"] = str(refine.get("depth", [False, False]))
+            values = {**snap, **extra, "intrinsics": "camera_info" if has_info else f"assumed ({self.params.assumed_hfov_deg:g} deg hfov)",
                       "device": str(self.reconstructor.device), "model_id": self.model_id,
                       "image_topic": self.resolve_topic_name(self.image_topic)}
             self.pub_diag.publish(conv.diagnostics_msg(self.get_clock().now().to_msg(), f"{self.get_fully_qualified_name()}: hand reconstruction",

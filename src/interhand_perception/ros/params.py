@@ -47,6 +47,14 @@ PARAMETERS: dict[str, Param] = {
     "crop_mode": Param("center", "center (largest centred square) | full (whole image, letterboxed) | roi (crop_roi)"),
     "crop_roi": Param([0.0, 0.0, 0.0], "[cx, cy, side] in pixels of the square the hands are in (crop_mode roi)"),
     "placement": Param("pair", "pair (depth of the pair from both scales, relative depth from DIR's offset) | per_hand"),
+    "depth_topic": Param("", "aligned depth image (16UC1 mm or 32FC1 m, registered to the colour image) that sets each hand's distance; empty = off"),
+    "depth_max_age_s": Param(0.05, "largest stamp difference between a colour frame and the depth image used with it, seconds"),
+    "smoothing": Param(True, "One Euro filtering of joints, mesh and wrist poses (identity kept per hand)"),
+    "smoothing_min_cutoff": Param(1.0, "One Euro min cutoff, Hz: lower = steadier when still, more lag"),
+    "smoothing_beta": Param(10.0, "One Euro speed coefficient: higher = less lag when moving, more jitter"),
+    "smoothing_d_cutoff": Param(1.0, "One Euro cutoff of the speed estimate, Hz"),
+    "hand_timeout_s": Param(0.25, "a hand not seen for this long is published as not valid, seconds"),
+    "resolve_penetration": Param(False, "move the two hands apart when their meshes interpenetrate (always measured, in /diagnostics)"),
     "assumed_hfov_deg": Param(60.0, "horizontal field of view assumed when no camera_info arrives, degrees (0, 180)"),
     "camera_info_timeout_s": Param(2.0, "how long to wait for camera_info before falling back to assumed_hfov_deg, seconds"),
     "min_confidence": Param(0.3, "hands with a lower confidence are published with valid=false, [0, 1]"),
@@ -85,6 +93,14 @@ class NodeParams:
     crop_mode: str
     crop_roi: tuple[float, float, float] | None
     placement: str
+    depth_topic: str
+    depth_max_age_s: float
+    smoothing: bool
+    smoothing_min_cutoff: float
+    smoothing_beta: float
+    smoothing_d_cutoff: float
+    hand_timeout_s: float
+    resolve_penetration: bool
     assumed_hfov_deg: float
     camera_info_timeout_s: float
     min_confidence: float
@@ -138,7 +154,8 @@ def validate(values: dict[str, Any]) -> NodeParams:
     if unknown:
         errors.append(f"unknown parameter(s) {', '.join(unknown)}; known: {', '.join(PARAMETERS)}")
     v = {name: values.get(name, p.default) for name, p in PARAMETERS.items()}
-    for name in ("checkpoint", "mano_dir", "frame_prefix", "image_topic", "camera_info_topic", "output_topic"):
+    for name in ("checkpoint", "mano_dir", "frame_prefix", "image_topic", "camera_info_topic", "output_topic",
+                 "depth_topic"):
         if not isinstance(v[name], str):
             errors.append(f"{name}: expected a string, got {v[name]!r}")
             v[name] = str(v[name])
@@ -158,8 +175,8 @@ def validate(values: dict[str, Any]) -> NodeParams:
         elif missing:
             errors.append(f"mano_dir: {d} lacks {' and '.join(missing)} (the files of mano_v1_2/models)")
         mano_dir = str(d)
-    for name in ("image_topic", "camera_info_topic", "output_topic"):
-        if not TOPIC_RE.match(v[name]):
+    for name in ("image_topic", "camera_info_topic", "output_topic", "depth_topic"):
+        if not TOPIC_RE.match(v[name]) and not (name == "depth_topic" and v[name] == ""):
             errors.append(f"{name}: {v[name]!r} is not a valid ROS 2 topic name (letters, digits, '_' and '/', "
                           "tokens not starting with a digit, e.g. camera/image_raw or /camera/image_raw)")
     if not isinstance(v["device"], str) or not DEVICE_RE.match(v["device"]):
@@ -172,7 +189,8 @@ def validate(values: dict[str, Any]) -> NodeParams:
     if not FRAME_PREFIX_RE.match(v["frame_prefix"]) or v["frame_prefix"].startswith("/"):
         errors.append(f"frame_prefix: {v['frame_prefix']!r} must use letters, digits, '_' and '/' and not start with '/'")
     flags = {n: _flag(errors, n, v[n]) for n in ("publish_tf", "publish_joint_tf", "publish_markers",
-                                                  "publish_wrist_poses", "publish_mesh")}
+                                                  "publish_wrist_poses", "publish_mesh", "smoothing",
+                                                  "resolve_penetration")}
     crop_mode = _choice(errors, "crop_mode", v["crop_mode"], ("center", "full", "roi"))
     roi = None
     if crop_mode == "roi":
@@ -184,6 +202,11 @@ def validate(values: dict[str, Any]) -> NodeParams:
         else:
             roi = (float(r[0]), float(r[1]), float(r[2]))
     placement = _choice(errors, "placement", v["placement"], ("pair", "per_hand"))
+    depth_age = _number(errors, "depth_max_age_s", v["depth_max_age_s"], 0.0, 10.0)
+    min_cutoff = _number(errors, "smoothing_min_cutoff", v["smoothing_min_cutoff"], 0.0, 1000.0, lo_open=True)
+    beta = _number(errors, "smoothing_beta", v["smoothing_beta"], 0.0, 1e6)
+    d_cutoff = _number(errors, "smoothing_d_cutoff", v["smoothing_d_cutoff"], 0.0, 1000.0, lo_open=True)
+    timeout = _number(errors, "hand_timeout_s", v["hand_timeout_s"], 0.0, 3600.0)
     hfov = _number(errors, "assumed_hfov_deg", v["assumed_hfov_deg"], 0.0, 179.0, lo_open=True)
     ci_timeout = _number(errors, "camera_info_timeout_s", v["camera_info_timeout_s"], 0.0, 3600.0)
     min_conf = _number(errors, "min_confidence", v["min_confidence"], 0.0, 1.0)
@@ -198,6 +221,8 @@ def validate(values: dict[str, Any]) -> NodeParams:
         checkpoint=str(ckpt), mano_dir=mano_dir, device=v["device"], precision=v["precision"],
         image_topic=v["image_topic"], camera_info_topic=v["camera_info_topic"], output_topic=v["output_topic"],
         image_transport=v["image_transport"], image_qos=v["image_qos"], frame_prefix=v["frame_prefix"],
-        **flags, crop_mode=crop_mode, crop_roi=roi, placement=placement, assumed_hfov_deg=hfov,
+        **flags, crop_mode=crop_mode, crop_roi=roi, placement=placement, depth_topic=v["depth_topic"],
+        depth_max_age_s=depth_age, smoothing_min_cutoff=min_cutoff, smoothing_beta=beta, smoothing_d_cutoff=d_cutoff,
+        hand_timeout_s=timeout, assumed_hfov_deg=hfov,
         camera_info_timeout_s=ci_timeout, min_confidence=min_conf, max_image_width=int(max_w),
         max_image_height=int(max_h), warn_period_s=warn_period, diagnostics_period_s=diag_period)

@@ -13,31 +13,35 @@ The maths (per element, sampling interval ``dt`` = time since the previous sampl
     fc_i     = min_cutoff + beta |dx_hat_i|
     x_hat_i  = x_hat_{i-1} + alpha(dt, fc_i) (x_i - x_hat_{i-1})
 
-The first sample passes unchanged (``dx_hat = 0``). Using the actual ``dt`` makes irregular
-timestamps (dropped frames) behave like the continuous-time filter.
+The first sample passes unchanged (``dx_hat = 0``). The speed uses the previous *filtered*
+value, as the authors' current reference implementation does (some older ports use the
+previous raw value). Using the actual ``dt`` makes irregular timestamps (dropped frames) behave like the
+continuous-time filter.
 
-Trade-off, concretely. A first-order low-pass with cutoff ``fc`` lags a ramp of speed ``v`` by
-exactly ``tau = 1 / (2 pi fc)`` seconds in steady state (for this discretisation:
-``(1 - alpha) / alpha * dt = tau``), and reduces white noise variance by
-``alpha / (2 - alpha)``. At 30 Hz:
+Trade-off, concretely (30 Hz, numbers from tests/test_filtering.py). A first-order low-pass
+with cutoff ``fc`` lags a ramp by exactly ``tau = 1 / (2 pi fc)`` seconds in steady state
+(``(1 - alpha) / alpha * dt = tau``, for any sequence of ``dt``), and divides white-noise
+variance by ``(2 - alpha) / alpha``. On a ramp of speed ``v`` the speed estimate is
+``v (1 + tau / dt)`` (it includes the lag), so ``fc = min_cutoff + beta v (1 + tau / dt)``.
 
-* ``min_cutoff`` (Hz) sets the smoothing of a still hand: 1 Hz gives alpha = 0.17, variance
-  / 10.5 (std / 3.2), but 159 ms lag on a slow drift; 0.5 Hz: variance / 20, 318 ms.
-* ``beta`` (per unit of x per second) raises the cutoff with speed: for positions in metres,
-  a hand moving at 0.5 m/s with beta = 20 gets fc = 1 + 10 = 11 Hz, 14 ms lag. Noise also
-  makes ``|dx_hat|`` non-zero, so a large beta lets some jitter through.
+* ``min_cutoff`` (Hz) sets the smoothing of a still hand: 1 Hz divides the noise variance by
+  10.5 (std by 3.2) but lags a slow drift by 159 ms; 0.5 Hz: / 20, 318 ms.
+* ``beta`` (per m/s for positions in metres) raises the cutoff with speed: with min_cutoff
+  1 Hz and beta 10 the lag is 47 / 25 / 11 ms at 0.1 / 0.3 / 1 m/s (beta 20: 32 / 16 / 6 ms).
+  Noise also raises ``|dx_hat|``: with 5 mm noise the variance reduction falls from 10.2
+  (beta 0) to 6.5 (beta 10) and 5.0 (beta 20).
 * ``d_cutoff`` (Hz) smooths the speed estimate; 1 Hz as in the paper.
 
 Tuning (the paper's procedure): with beta = 0, lower min_cutoff until a still hand stops
-jittering; then raise beta until fast motion stops lagging. For hand joints in metres at 30 Hz,
-min_cutoff 0.5-1.5 Hz and beta 5-30 per (m/s) work; docs/filtering_and_depth.md has the
-numbers measured in tests/test_filtering.py.
+jittering; then raise beta until fast motion stops lagging. For hands at 30 Hz: min_cutoff
+0.5-1.5 Hz, beta 5-20 per m/s; for the quaternion rot_beta 2-10 (5: 3.4 deg rms noise -> 1.4
+deg, 29 ms lag at 1 rad/s). More in docs/filtering_and_depth.md.
 
 Tracks (:class:`HandTracks`). One track per side ("left", "right": identity comes from the
 network's handedness, so no data association is needed). Per track: one filter over the joints
-and the wrist (22 x 3), one over the vertices (V x 3; ~4.5k floats, tens of microseconds per
-frame, so they are filtered rather than only shifted with the wrist, which keeps mesh and
-skeleton consistent; ``filter_vertices=False`` applies the wrist's filtered offset instead), and
+and the wrist (22 x 3), one over the vertices (V x 3: ~40 us of the 0.1 ms per update for 1490
+vertices, so they are filtered, which keeps mesh and skeleton consistent;
+``filter_vertices=False`` shifts them with the wrist's filtered offset instead), and
 one over the wrist quaternion (4 values, its own ``rot_min_cutoff`` and ``rot_beta``: the
 speed of a unit quaternion is about half the angular speed in rad/s).
 
@@ -197,7 +201,15 @@ def copy_state(hand: HandState) -> HandState:
 
 
 class HandTrack:
-    """The filters of one side (see the module docstring); not thread-safe alone."""
+    """The filters of one side (see the module docstring); not thread-safe alone.
+
+    Args:
+        min_cutoff, beta, d_cutoff: One Euro parameters of joints, wrist and vertices (metres).
+        rot_min_cutoff, rot_beta: the same for the wrist quaternion (d_cutoff shared).
+        timeout_s: a hand unseen this long after its last update is invalid; jump_m: a wrist
+            jump larger than this restarts the track; filter_vertices: filter the mesh (else
+            shift it with the wrist).
+    """
 
     def __init__(self, min_cutoff: float = 1.0, beta: float = 10.0, d_cutoff: float = 1.0,
                  rot_min_cutoff: float = 1.0, rot_beta: float = 5.0, timeout_s: float = 0.25,
@@ -281,7 +293,8 @@ class HandTracks:
                 if side is None or name == side:
                     track.reset()
 
-    def filter_placed(self, t: float, placed: PlacedHands, valid: Sequence[bool]) -> tuple[PlacedHands, np.ndarray]:
+    def filter_placed(self, t: float, placed: PlacedHands,
+                      valid: Sequence[bool]) -> tuple[PlacedHands, np.ndarray]:
         """Filter both hands of one frame.
 
         Args:

@@ -7,10 +7,11 @@ generalised winding number) costs 10-300 ms per pair. Here a few milliseconds su
 ``q`` be the nearest vertex of the other hand (k-d tree) and ``n_q`` that hand's outward unit
 vertex normal (area-weighted mean of the adjacent face normals). The signed distance to the
 tangent plane at ``q`` is ``s = (p - q) . n_q``; ``p`` is inside when ``s < 0`` and its
-penetration depth is ``-s``. This is exact for a point near a locally flat surface and only
-misjudges points within about a vertex spacing (~3 mm) of an edge or a fingertip, where the
-depth is small anyway. Only vertices inside the other hand's axis-aligned bounding box are
-tested; when the two boxes do not overlap the measure is exactly 0 and nothing else is computed.
+penetration depth is ``-s`` (exact near a locally flat surface; misjudged only within about a
+vertex spacing, ~3 mm, of an edge or a fingertip). Being a distance to the *nearest* surface,
+the depth saturates at about half the thickness of the part it is in. Only vertices inside
+the other hand's axis-aligned bounding box are tested; when the two boxes do not overlap the
+measure is exactly 0 and nothing else is computed.
 
 **Volume (divergence theorem).** The intersection ``R = A n B`` of two closed hands is bounded
 by the part of A's surface inside B and the part of B's surface inside A, each with its own
@@ -28,22 +29,19 @@ themselves overlap. Face orientation does not matter: normals are flipped when t
 signed volume ``sum det(v0, v1, v2) / 6`` is negative.
 
 **Resolver (mode "translate").** Moving the right hand by ``+t u / 2`` and the left by
-``-t u / 2`` (a relative displacement ``t u``) changes the signed distance of a left vertex
-inside the right hand by ``-t (u . n_q)`` and of a right vertex inside the left hand by
-``+t (u . n_q)``. So each penetrating vertex ``i`` has a relative push direction ``g_i``
-(``-n_q`` for left vertices, ``+n_q`` for right ones) and, to first order, leaves the other hand
-after ``t_i = depth_i / (u . g_i)``. Candidate directions: the depth- and area-weighted mean
-``u ~ sum a_i depth_i g_i`` (falling back to the centroid difference, then to the wrist
-difference, when that mean cancels out) and, when the pushes disagree (``|sum a d g| <
-0.5 sum a d``: a deep or tangled overlap), both signs of the thinnest principal axis of the
-penetrating vertices (two flat hands lying on each other overlap least across the palms).
-Along each fixed ``u``, ``t`` grows by the linear estimate ``max_i t_i`` (at least 1 mm and at
-least half the distance already travelled, so deep, ill-conditioned overlaps are bracketed in a
-few steps) until the maximum depth is at most ``tol_mm``, and bisection shrinks the bracket to
-4 mm; the candidate needing the smallest ``t`` wins and is bisected to ``resolution_mm``, so
-the move is minimal along the chosen ``u`` to within that resolution. The search reuses the
-k-d trees (translating a hand only offsets the query points). Joints, vertices and wrists move
-with their hand; rotations are unchanged and ``right_minus_left`` gains ``t u``.
+``-t u / 2`` changes the signed distance of a left vertex inside the right hand by
+``-t (u . n_q)`` and of a right vertex inside the left hand by ``+t (u . n_q)``: each
+penetrating vertex has a relative push direction ``g_i`` (``-n_q``, resp. ``+n_q``) and, to first
+order, gets out after ``t_i = depth_i / (u . g_i)``. Candidate directions: the mean push
+``u ~ sum a_i depth_i g_i`` (else the centroid, then the wrist difference, when it cancels) and,
+when pushes disagree (``|sum a d g| < 0.5 sum a d``: a deep overlap), both signs of the
+thinnest principal axis of the penetrating vertices (flat hands on each other overlap least
+across the palms). Along each fixed ``u``, ``t`` grows by ``max_i t_i`` (at least 1 mm and half
+the distance travelled) until no vertex is deeper than ``tol_mm``, then bisection shrinks the
+bracket to 4 mm; the candidate needing the smallest ``t`` is bisected to ``resolution_mm``, so the
+move is minimal along its ``u`` to within that. Translating only offsets the k-d tree queries.
+Joints, vertices and wrists move with their hand, rotations are kept, ``right_minus_left``
+gains ``t u``.
 
 Future work: a finger-adjustment mode (bend the penetrating fingers, as Im2Hands-style
 refinement does) instead of moving whole hands; a direction prior from the image (the
@@ -209,12 +207,9 @@ def _as_pair(vertices: Any, faces: Faces) -> tuple[list[np.ndarray], list[np.nda
     verts = [np.asarray(v, dtype=np.float64).reshape(-1, 3) for v in vertices]
     if len(verts) != 2:
         raise ValueError(f"expected two hands (left, right), got {len(verts)}")
-    if isinstance(faces, Mapping):
-        fcs = [np.asarray(faces["left"]), np.asarray(faces["right"])]
-    elif isinstance(faces, np.ndarray) and faces.ndim == 2:
-        fcs = [faces, faces]
-    else:
-        fcs = [np.asarray(f) for f in faces]
+    single = isinstance(faces, np.ndarray) and faces.ndim == 2
+    pair = [faces["left"], faces["right"]] if isinstance(faces, Mapping) else [faces] * 2 if single else faces
+    fcs = [np.asarray(f) for f in pair]
     if len(verts[0]) != len(verts[1]):
         raise ValueError(f"both hands need the same vertex count, got {len(verts[0])} and {len(verts[1])}")
     return verts, fcs
@@ -224,7 +219,8 @@ def surfaces(vertices: Any, faces: Faces) -> tuple[HandSurface, HandSurface] | N
     """Both hands' :class:`HandSurface`, or None (nothing built) when their bounding boxes
     do not overlap. ``vertices``: (2, V, 3) metres, index 0 = left."""
     verts, fcs = _as_pair(vertices, faces)
-    if not boxes_overlap(verts[0].min(axis=0), verts[0].max(axis=0), verts[1].min(axis=0), verts[1].max(axis=0)):
+    (lo_l, lo_r), (hi_l, hi_r) = (v.min(axis=0) for v in verts), (v.max(axis=0) for v in verts)
+    if not boxes_overlap(lo_l, hi_l, lo_r, hi_r):
         return None
     return hand_surface(verts[0], fcs[0]), hand_surface(verts[1], fcs[1])
 
@@ -392,8 +388,8 @@ def translate_hands(placed: Any, shift: np.ndarray) -> Any:
                    right_minus_left=wrist[1] - wrist[0])
 
 
-def resolve(placed: Any, faces: Faces, mode: str = "translate", max_iters: int = 24, tol_mm: float = DEFAULT_TOL_MM,
-            resolution_mm: float = DEFAULT_RESOLUTION_MM) -> tuple[Any, dict]:
+def resolve(placed: Any, faces: Faces, mode: str = "translate", max_iters: int = 24,
+            tol_mm: float = DEFAULT_TOL_MM, resolution_mm: float = DEFAULT_RESOLUTION_MM) -> tuple[Any, dict]:
     """Move two placed hands apart until they no longer interpenetrate (module docstring).
 
     Args:

@@ -1,0 +1,323 @@
+"""Keypoint fitting: kinematics, twist-swing initialisation, robust refinement, the node API.
+
+Ground truth comes from the built-in hand model itself (``HandModel.forward``, not the fitter's
+own kinematics): pose-prior poses, random roots and shapes, hands 0.35-0.9 m in front of a
+600 px camera. ``benchmark_fit()`` (not a test) prints the speed: ``python tests/test_keypoint_fit.py``.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from interhand_perception.fitting.keypoint_fit import (
+    FitConfig, evaluate, fit_hands, fit_keypoints, joint_jacobian, project, shape_jacobian,
+    to_placed_hands)
+from interhand_perception.fitting.twist_swing import (
+    fit_betas_to_bones, forward_kinematics, model_hand_pose, skeleton_from_model, twist_swing_ik)
+from interhand_perception.hand_model import load_hand_model
+from interhand_perception.hand_model import lbs as L
+from interhand_perception.hand_model.joints import JOINT_NAMES, SIDES
+from interhand_perception.hand_model.pose_prior import pose_limits, sample_hand_pose
+from interhand_perception.runtime.placement import Intrinsics, PlacedHands
+
+F64 = torch.float64
+INTR = torch.tensor([600.0, 600.0, 320.0, 240.0], dtype=F64)
+PIP = JOINT_NAMES.index("index_pip")
+
+
+@pytest.fixture(scope="module")
+def models() -> dict:
+    """Float64 built-in hands (mean pose not flat, the default)."""
+    return {s: load_hand_model(s).double() for s in SIDES}
+
+
+def make_hands(model, seed: int, n: int, noise_m: float = 0.0, noise_px: float = 0.0) -> dict:
+    """n posed hands: truth and MediaPipe-like detections (world landmarks centred, not wrist)."""
+    rng = np.random.default_rng(seed)
+    pose = torch.as_tensor(sample_hand_pose(rng, n, model.side), dtype=F64)
+    orient = torch.as_tensor(rng.normal(0.0, 1.0, (n, 3)))
+    betas = torch.as_tensor(rng.normal(0.0, 0.8, (n, 10)))
+    out = model(orient, model_hand_pose(skeleton_from_model(model), pose), betas, pose_type="axis_angle")
+    rel = out.joints - out.joints[:, :1]
+    transl = torch.as_tensor(np.c_[rng.uniform(-0.12, 0.12, (n, 2)), rng.uniform(0.35, 0.9, n)])
+    uv = project(transl[:, None] + rel, INTR)[0] + noise_px * torch.as_tensor(rng.normal(size=(n, 21, 2)))
+    world = rel - rel.mean(1, keepdim=True) + noise_m * torch.as_tensor(rng.normal(size=(n, 21, 3)))
+    return {"pose": pose, "orient": orient, "betas": betas, "rel": rel, "transl": transl,
+            "verts_rel": out.vertices - out.joints[:, :1], "uv": uv, "world": world,
+            "uv_clean": project(transl[:, None] + rel, INTR)[0]}
+
+
+def mpjpe_mm(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Per-hand mean joint distance (mm) of (B, 21, 3) point sets."""
+    return 1000.0 * (a - b).norm(dim=-1).mean(-1)
+
+
+def mano_like(side: str):
+    """The built-in hand with MANO-like extras: pose correctives and fingertips skinned to two
+    joints (the fitter must not rely on zero posedirs or one-joint tips)."""
+    from dataclasses import replace
+
+    from interhand_perception.hand_model import HandModel, load_hand_model_data
+
+    data = load_hand_model_data(side)
+    rng = np.random.default_rng(0)
+    weights = data.weights.copy()
+    for tip in data.tip_vertex_ids:
+        j = int(weights[tip].argmax())
+        weights[tip] = 0.0
+        weights[tip, j], weights[tip, data.parents[j]] = 0.7, 0.3
+    data = replace(data, weights=weights, posedirs=rng.normal(0.0, 2e-3, data.posedirs.shape))
+    return HandModel(data).double()
+
+
+# ----------------------------------------------------------------------------- kinematics
+
+@pytest.mark.parametrize("flat", [False, True])
+def test_forward_kinematics_matches_hand_model(models, flat):
+    for side in SIDES:
+        model = load_hand_model(side, flat_hand_mean=flat).double()
+        sk = skeleton_from_model(model)
+        h = make_hands(model, 0, 8)
+        rots = torch.cat([L.batch_rodrigues(h["orient"])[:, None],
+                          L.batch_rodrigues(h["pose"].reshape(8, 15, 3))], 1)
+        kin = forward_kinematics(sk, rots, h["betas"])
+        assert torch.allclose(kin.joints - kin.joints[:, :1], h["rel"], atol=1e-12)
+
+
+@pytest.mark.parametrize("kind", ["builtin", "mano_like"])
+def test_analytic_jacobians_match_finite_differences(models, kind):
+    model = models["right"] if kind == "builtin" else mano_like("right")
+    sk = skeleton_from_model(model)
+    h = make_hands(model, 1, 2)
+    fit = fit_keypoints(sk, h["uv"], h["world"], INTR, FitConfig(iterations=0))
+    st = fit["init"]
+    kin, rel, _, _ = evaluate(sk, st, h["uv"], h["world"], INTR)
+    jac = torch.cat([joint_jacobian(sk, kin, st.pose), shape_jacobian(sk, kin, 10)], -1)
+    eps = 1e-7
+    for p in range(58):
+        d = torch.zeros(2, 58, dtype=F64)
+        d[:, p] = eps
+        moved = type(st)(st.root @ L.batch_rodrigues(d[:, :3]), st.pose + d[:, 3:48].reshape(2, 15, 3),
+                         st.betas + d[:, 48:], st.transl, st.offset)
+        num = (evaluate(sk, moved, h["uv"], h["world"], INTR)[1] - rel) / eps
+        assert torch.allclose(jac[..., p], num, atol=2e-6), p
+
+
+def test_general_models_pose_correctives_and_blended_tips():
+    for side in SIDES:
+        model = mano_like(side)
+        sk = skeleton_from_model(model)
+        h = make_hands(model, 13, 16)
+        rots = torch.cat([L.batch_rodrigues(h["orient"])[:, None],
+                          L.batch_rodrigues(h["pose"].reshape(16, 15, 3))], 1)
+        kin = forward_kinematics(sk, rots, h["betas"])
+        assert torch.allclose(kin.joints - kin.joints[:, :1], h["rel"], atol=1e-12)
+        fit = fit_keypoints(sk, h["uv"], h["world"], INTR)
+        assert mpjpe_mm(fit["rel"], h["rel"]).mean() < 1.0 and fit["err2d"].mean() < 0.5
+
+
+# ----------------------------------------------------------------------------- twist-swing start
+
+@pytest.mark.parametrize("side", SIDES)
+def test_twist_swing_is_exact_given_the_shape(models, side):
+    model = models[side]
+    sk = skeleton_from_model(model)
+    h = make_hands(model, 2, 32)
+    rots = twist_swing_ik(sk, h["rel"], h["betas"])
+    kin = forward_kinematics(sk, rots, h["betas"])
+    assert torch.allclose(kin.joints - kin.joints[:, :1], h["rel"], atol=1e-9)   # bone directions exact
+    # the twist is a reference, not observed: the anatomical one is close to the prior's poses
+    full = L.matrix_to_axis_angle(rots[:, 1:]).reshape(-1, 45)
+    out = model(L.matrix_to_axis_angle(rots[:, 0]), model_hand_pose(sk, full), h["betas"],
+                pose_type="axis_angle")
+    vert_err = (out.vertices - out.joints[:, :1] - h["verts_rel"]).norm(dim=-1)
+    assert vert_err.mean() < 0.8e-3 and torch.quantile(vert_err, 0.99) < 6e-3
+    zero = twist_swing_ik(sk, h["rel"], h["betas"], twist="zero")
+    rot_err = [L.matrix_to_axis_angle(r[:, 1:13].transpose(-1, -2) @ L.batch_rodrigues(
+        h["pose"].reshape(-1, 15, 3)[:, :12])).norm(dim=-1).mean() for r in (rots, zero)]
+    assert rot_err[0] < rot_err[1] < 0.1              # fingers: anatomical twist beats pure swing
+
+
+@pytest.mark.parametrize("side", SIDES)
+def test_twist_swing_init_alone_is_within_a_few_mm(models, side):
+    sk = skeleton_from_model(models[side])
+    h = make_hands(models[side], 3, 32)
+    betas = fit_betas_to_bones(sk, h["world"])
+    kin = forward_kinematics(sk, twist_swing_ik(sk, h["world"] - h["world"][:, :1], betas), betas)
+    err = mpjpe_mm(kin.joints - kin.joints[:, :1], h["rel"])
+    assert err.mean() < 1.5 and err.max() < 10.0       # only the shape differs (measured 0.5 / 1.2)
+    assert (betas - h["betas"]).abs().mean() < 0.6     # the shape is only weakly observed
+
+
+# ----------------------------------------------------------------------------- refinement
+
+def _fit(models, side, seed, n=16, config=FitConfig(), **noise):
+    sk = skeleton_from_model(models[side])
+    h = make_hands(models[side], seed, n, **noise)
+    return h, fit_keypoints(sk, h["uv"], h["world"], INTR, config)
+
+
+@pytest.mark.parametrize("side", SIDES)
+def test_fit_without_noise(models, side):
+    h, fit = _fit(models, side, 4)
+    err = mpjpe_mm(fit["rel"], h["rel"])
+    assert err.mean() < 1.0 and err.max() < 3.0        # measured 0.3 / 0.8 mm
+    assert fit["err2d"].max() < 0.5                     # px
+    depth_err = (fit["state"].transl - h["transl"]).norm(dim=-1) / h["transl"][:, 2]
+    assert depth_err.max() < 0.02
+
+
+@pytest.mark.parametrize("side", SIDES)
+def test_fit_with_noise(models, side):
+    h, fit = _fit(models, side, 5, noise_m=0.002, noise_px=1.0)
+    err = mpjpe_mm(fit["rel"], h["rel"])
+    assert err.mean() < 4.0 and err.max() < 8.0        # 2 mm noise per axis (3.5 mm per point)
+    reproj = (project(fit["joints"], INTR)[0] - h["uv_clean"]).norm(dim=-1).mean(-1)
+    assert reproj.mean() < 2.0                           # px, against the noise-free pixels
+    depth_err = (fit["state"].transl - h["transl"]).norm(dim=-1) / h["transl"][:, 2]
+    assert depth_err.mean() < 0.03 and depth_err.max() < 0.08
+    st = fit["init"]
+    kin = forward_kinematics(skeleton_from_model(models[side]),
+                             torch.cat([st.root[:, None], L.batch_rodrigues(st.pose)], 1), st.betas)
+    init_err = mpjpe_mm(kin.joints - kin.joints[:, :1], h["rel"])
+    assert err.mean() < 0.8 * init_err.mean()            # the refinement improves on the start
+
+
+def test_a_corrupted_landmark_is_rejected(models):
+    sk = skeleton_from_model(models["right"])
+    h = make_hands(models["right"], 6, 16, noise_m=0.001, noise_px=0.5)
+    uv, world = h["uv"].clone(), h["world"].clone()
+    uv[:, PIP] += torch.tensor([40.0, -30.0], dtype=F64)             # 50 px
+    world[:, PIP] += torch.tensor([0.03, 0.02, -0.02], dtype=F64)    # 41 mm
+    others = [i for i in range(21) if i != PIP]
+    robust = fit_keypoints(sk, uv, world, INTR)
+    plain = fit_keypoints(sk, uv, world, INTR, FitConfig(robust=1e6, anneal=1.0))
+    err_robust = mpjpe_mm(robust["rel"][:, others], h["rel"][:, others])
+    err_plain = mpjpe_mm(plain["rel"][:, others], h["rel"][:, others])
+    assert err_robust.mean() < 3.0 and err_robust.mean() < 0.6 * err_plain.mean()
+    assert 1000 * (robust["rel"][:, PIP] - h["rel"][:, PIP]).norm(dim=-1).mean() < 15.0
+    assert robust["weights2d"][:, PIP].max() < 0.1 and robust["weights2d"][:, others].median() > 0.8
+
+
+def test_joint_limits_are_respected(models):
+    sk = skeleton_from_model(models["right"])
+    h = make_hands(models["right"], 7, 8)
+    lo, hi = (torch.as_tensor(x).reshape(-1, 45) for x in pose_limits("right"))
+    margin = 2.0 * FitConfig().sigma_limit + 1e-9
+    # targets with the index finger bent 70 degrees sideways at its MCP (abduction limit ~20)
+    rel = h["rel"].clone()
+    mcp, dev = JOINT_NAMES.index("index_mcp"), slice(PIP, PIP + 3)
+    axis = torch.cross(rel[:, PIP] - rel[:, mcp], rel[:, 9] - rel[:, 13], dim=-1)
+    bend = L.batch_rodrigues(torch.nn.functional.normalize(axis, dim=-1) * np.radians(70.0))
+    base = rel[:, mcp:mcp + 1]
+    rel[:, dev] = (bend[:, None] @ (rel[:, dev] - base)[..., None])[..., 0] + base
+    uv = project(h["transl"][:, None] + rel, INTR)[0]
+    for pix, world in ((uv, rel - rel.mean(1, keepdim=True)), (h["uv"], h["world"])):
+        pose = fit_keypoints(sk, pix, world, INTR)["state"].pose.reshape(-1, 45)
+        assert bool(((pose >= lo - margin) & (pose <= hi + margin)).all())
+
+
+# ----------------------------------------------------------------------------- API
+
+def synthetic_detections(hand_models: dict, rng: np.random.Generator, noise_px: float = 0.0,
+                         noise_m: float = 0.0) -> tuple[dict, dict]:
+    """fit_hands input for one random two-hand frame, and the truth (camera-frame joints...)."""
+    dets, truth = {}, {}
+    for side, model in hand_models.items():
+        h = make_hands(model.double() if model.v_template.dtype != F64 else model,
+                       int(rng.integers(1 << 30)), 1, noise_m, noise_px)
+        dets[side] = (h["uv"][0].numpy(), h["world"][0].numpy(), 0.9)
+        truth[side] = {k: v[0].numpy() for k, v in h.items()}
+    return dets, truth
+
+
+def test_fit_hands_results_and_mean_pose_convention():
+    rng = np.random.default_rng(9)
+    flat = {s: load_hand_model(s, flat_hand_mean=True) for s in SIDES}
+    mean = {s: load_hand_model(s) for s in SIDES}
+    dets, truth = synthetic_detections({s: load_hand_model(s).double() for s in SIDES}, rng)
+    fits = {k: fit_hands(dets, Intrinsics(600.0, 600.0, 320.0, 240.0, 640, 480), m)
+            for k, m in (("flat", flat), ("mean", mean))}
+    for side in SIDES:
+        a, b = fits["flat"][side], fits["mean"][side]
+        assert a.vertices.shape == (1490, 3) and a.joints.shape == (21, 3) and a.hand_pose.shape == (45,)
+        np.testing.assert_allclose(a.hand_pose, b.hand_pose, atol=1e-6)      # full pose either way
+        np.testing.assert_allclose(a.vertices, b.vertices, atol=1e-5)
+        t = truth[side]
+        assert np.linalg.norm(b.joints_rel - t["rel"], axis=1).mean() < 2e-3
+        assert np.linalg.norm(b.wrist - t["transl"]) < 0.02 * t["transl"][2]
+        np.testing.assert_allclose(b.joints, b.joints_rel + b.wrist)
+        np.testing.assert_allclose(b.vertices, b.vertices_rel + b.wrist, atol=1e-6)
+        # the full pose, mean subtracted, drives HandModel to the fitted joints
+        m = mean[side]
+        out = m(torch.tensor(b.global_orient[None], dtype=torch.float32),
+                torch.tensor(b.hand_pose[None], dtype=torch.float32) - m.hands_mean,
+                torch.tensor(b.betas[None], dtype=torch.float32), pose_type="axis_angle")
+        np.testing.assert_allclose((out.joints - out.joints[:, :1])[0].numpy(), b.joints_rel, atol=1e-5)
+        assert b.error_2d < 0.5 and b.error_3d < 1.0 and 0.8 < b.confidence <= 0.9
+        assert b.landmark_weights.shape == (21,)
+
+
+def test_to_placed_hands():
+    rng = np.random.default_rng(10)
+    models = {s: load_hand_model(s) for s in SIDES}
+    dets, _ = synthetic_detections({s: m.double() for s, m in models.items()}, rng)
+    fits = fit_hands(dets, (600.0, 600.0, 320.0, 240.0), models, iterations=4)
+    placed = to_placed_hands(fits)
+    assert isinstance(placed, PlacedHands) and placed.depth_from == "camera_info"
+    np.testing.assert_allclose(placed.joints[1], fits["right"].joints)
+    np.testing.assert_allclose(placed.right_minus_left, fits["right"].wrist - fits["left"].wrist)
+    np.testing.assert_allclose(np.linalg.norm(placed.wrist_quaternion, axis=1), 1.0, atol=1e-9)
+    rot = placed.wrist_rotation[0]
+    np.testing.assert_allclose(rot @ rot.T, np.eye(3), atol=1e-9)
+    one = to_placed_hands({"right": fits["right"]}, depth_from="assumed")
+    assert np.all(one.joints[0] == 0) and one.vertices.shape == (2, 1490, 3)
+    np.testing.assert_allclose(one.wrist_quaternion[0], [0, 0, 0, 1])
+    with pytest.raises(ValueError):
+        to_placed_hands({})
+
+
+def test_bad_inputs_are_rejected():
+    models = {"right": load_hand_model("right")}
+    good = (np.zeros((21, 2)), np.zeros((21, 3)), 1.0)
+    with pytest.raises(ValueError, match="21, 2"):
+        fit_hands({"right": (np.zeros((20, 2)), good[1], 1.0)}, (600, 600, 320, 240), models)
+    with pytest.raises(ValueError, match="finite"):
+        fit_hands({"right": (np.full((21, 2), np.nan), good[1], 1.0)}, (600, 600, 320, 240), models)
+    with pytest.raises(ValueError, match="side"):
+        fit_hands({"middle": good}, (600, 600, 320, 240), models)
+    with pytest.raises(ValueError, match="intrinsics"):
+        fit_hands({"right": good}, (0, 600, 320, 240), models)
+
+
+# ----------------------------------------------------------------------------- benchmark
+
+def benchmark_fit(frames: int = 20, iterations: int | None = None, seed: int = 0) -> dict:
+    """Print and return fit_hands' speed (ms per hand, wall and this thread's CPU) and accuracy
+    (MPJPE, mm, wrist-relative) on synthetic two-hand frames with 1 px / 2 mm landmark noise."""
+    models = {s: load_hand_model(s) for s in SIDES}
+    rng = np.random.default_rng(seed)
+    cases = [synthetic_detections({s: m.double() for s, m in models.items()}, rng, 1.0, 0.002)
+             for _ in range(frames + 1)]
+    intr = (600.0, 600.0, 320.0, 240.0)
+    fit_hands(cases[0][0], intr, models, iterations)                       # warm-up
+    wall, cpu, err = [], [], []
+    for dets, truth in cases[1:]:
+        t0, c0 = time.perf_counter(), time.thread_time()
+        fits = fit_hands(dets, intr, models, iterations)
+        wall.append((time.perf_counter() - t0) / len(fits))
+        cpu.append((time.thread_time() - c0) / len(fits))
+        err += [np.linalg.norm(f.joints_rel - truth[s]["rel"], axis=1).mean() for s, f in fits.items()]
+    res = {"wall_ms": 1000 * float(np.median(wall)), "cpu_ms": 1000 * float(np.median(cpu)),
+           "mpjpe_mm": 1000 * float(np.mean(err)), "threads": torch.get_num_threads()}
+    print(f"fit_hands: {res['wall_ms']:.1f} ms/hand wall, {res['cpu_ms']:.1f} ms/hand CPU (median, "
+          f"{frames} two-hand frames, {res['threads']} torch thread(s)); MPJPE {res['mpjpe_mm']:.2f} mm")
+    return res
+
+
+if __name__ == "__main__":
+    torch.set_num_threads(1)
+    benchmark_fit()
