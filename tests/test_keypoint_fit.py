@@ -2,7 +2,8 @@
 
 Ground truth comes from the built-in hand model itself (``HandModel.forward``, not the fitter's
 own kinematics): pose-prior poses, random roots and shapes, hands 0.35-0.9 m in front of a
-600 px camera. ``benchmark_fit()`` (not a test) prints the speed: ``python tests/test_keypoint_fit.py``.
+600 px camera. ``benchmark_fit()`` (not a test) prints the speed:
+``python tests/test_keypoint_fit.py``.
 """
 from __future__ import annotations
 
@@ -243,7 +244,8 @@ def test_fit_hands_results_and_mean_pose_convention():
             for k, m in (("flat", flat), ("mean", mean))}
     for side in SIDES:
         a, b = fits["flat"][side], fits["mean"][side]
-        assert a.vertices.shape == (1490, 3) and a.joints.shape == (21, 3) and a.hand_pose.shape == (45,)
+        assert a.vertices.shape == (flat[side].num_verts, 3) and a.joints.shape == (21, 3)
+        assert a.hand_pose.shape == (45,) and a.betas.shape == (10,)
         np.testing.assert_allclose(a.hand_pose, b.hand_pose, atol=1e-6)      # full pose either way
         np.testing.assert_allclose(a.vertices, b.vertices, atol=1e-5)
         t = truth[side]
@@ -273,8 +275,12 @@ def test_to_placed_hands():
     np.testing.assert_allclose(np.linalg.norm(placed.wrist_quaternion, axis=1), 1.0, atol=1e-9)
     rot = placed.wrist_rotation[0]
     np.testing.assert_allclose(rot @ rot.T, np.eye(3), atol=1e-9)
+    from types import SimpleNamespace                     # a HandDetection-like object
+    det = SimpleNamespace(landmarks2d=dets["right"][0], world=dets["right"][1], score=0.9)
+    again = fit_hands({"right": det}, (600.0, 600.0, 320.0, 240.0), models, iterations=4)
+    np.testing.assert_allclose(again["right"].joints, fits["right"].joints)
     one = to_placed_hands({"right": fits["right"]}, depth_from="assumed")
-    assert np.all(one.joints[0] == 0) and one.vertices.shape == (2, 1490, 3)
+    assert np.all(one.joints[0] == 0) and one.vertices.shape == (2, models["left"].num_verts, 3)
     np.testing.assert_allclose(one.wrist_quaternion[0], [0, 0, 0, 1])
     with pytest.raises(ValueError):
         to_placed_hands({})
@@ -289,6 +295,8 @@ def test_bad_inputs_are_rejected():
         fit_hands({"right": (np.full((21, 2), np.nan), good[1], 1.0)}, (600, 600, 320, 240), models)
     with pytest.raises(ValueError, match="side"):
         fit_hands({"middle": good}, (600, 600, 320, 240), models)
+    with pytest.raises(ValueError, match="no hand model"):
+        fit_hands({"left": good}, (600, 600, 320, 240), models)
     with pytest.raises(ValueError, match="intrinsics"):
         fit_hands({"right": good}, (0, 600, 320, 240), models)
 

@@ -15,6 +15,8 @@ from .paths import DEMO_WEIGHTS
 EPILOG = """\
 examples:
   interhand demo                                               hands_node on a synthetic camera over ROS 2
+  interhand infer photo.jpg                                    hands in a photo/folder/video (MediaPipe + fit)
+  interhand infer clip.mp4 --backend dir --fx 600              the same with DIR
   interhand train --config configs/demo_r18_128.yaml          train the demo model (CPU ok)
   torchrun --nproc_per_node 2 -m interhand_perception.cli train --config C.yaml   (DDP)
   interhand eval --checkpoint weights/demo_r18_128.safetensors  metrics on the synthetic test split
@@ -63,6 +65,30 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
     summary = run_demo(args)
     return 0 if summary.get("frames_answered", 0) > 0 else 1
+
+
+def _cmd_infer(args: argparse.Namespace) -> int:
+    from .ros.params import ConfigError, validate
+    from .runtime.backends import BackendUnavailable, build_backend
+    from .runtime.infer import run_infer
+
+    try:
+        params = validate({"backend": args.backend, "checkpoint": args.checkpoint or "", "mano_dir": args.mano_dir or "",
+                           "device": args.device, "crop_mode": args.crop_mode})
+        backend, models, model_id, device = build_backend(params)
+    except (ConfigError, BackendUnavailable) as e:
+        print(f"interhand infer: {e}", file=sys.stderr)
+        return 2
+    faces = {s: m.faces for s, m in models.items()}
+    intr = {"fx": args.fx, "fy": args.fy, "cx": args.cx, "cy": args.cy, "hfov_deg": args.hfov}
+    res = run_infer(args.path, backend, faces, args.out, intr, mirrored=args.mirrored, smoothing=not args.no_smoothing,
+                    fmt=args.format, max_frames=args.max_frames, min_confidence=args.min_confidence)
+    print(f"{res['frames']} frame(s), {res['hands']} hand(s) ({args.backend}, {model_id} on {device})")
+    for f in res["outputs"][:10]:
+        print(f"wrote {f}")
+    if len(res["outputs"]) > 10:
+        print(f"... and {len(res['outputs']) - 10} more in {args.out}")
+    return 0
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
@@ -141,6 +167,33 @@ def build_parser() -> argparse.ArgumentParser:
                    "(conversion, crop, post-processing, message building, publishing over ROS 2), beside the network")
     b.add_argument("--checkpoint", default=str(DEMO_WEIGHTS), help="weights for --node (default: the demo weights)")
     b.set_defaults(func=_cmd_bench)
+
+    i = sub.add_parser(
+        "infer", help="reconstruct the hands in an image, a folder of images or a video",
+        description="Run the node's processing offline on PATH (an image, a folder of images, or a video) and write "
+        "overlays ([input with meshes and skeletons | side view]: PNG per image, or an MP4) and all outputs "
+        "(hands.json, or hands.npz with the vertices). Positions are metres in the camera frame, from --fx/--fy/--cx/--cy "
+        "or an assumed field of view (--hfov).")
+    i.add_argument("path", help="image, folder of images, or video file")
+    i.add_argument("--backend", default="keypoint_fit", choices=("keypoint_fit", "dir"),
+                   help="keypoint_fit (MediaPipe + hand-model fit, no weights; default) or dir (the DIR network)")
+    i.add_argument("--checkpoint", default=None, help="DIR weights (default: the demo weights)")
+    i.add_argument("--crop-mode", default="detect", choices=("detect", "center", "full"),
+                   help="DIR's crop: detect (MediaPipe, default), center, full")
+    i.add_argument("--mano-dir", default=None, help="folder with MANO_{RIGHT,LEFT}.pkl (default: built-in hand)")
+    i.add_argument("--device", default="auto")
+    i.add_argument("--out", default="infer_out", help="output folder (default infer_out/)")
+    i.add_argument("--fx", type=float, default=None, help="focal length in pixels (default: from --hfov)")
+    i.add_argument("--fy", type=float, default=None)
+    i.add_argument("--cx", type=float, default=None)
+    i.add_argument("--cy", type=float, default=None)
+    i.add_argument("--hfov", type=float, default=60.0, help="assumed horizontal field of view without --fx (deg)")
+    i.add_argument("--mirrored", action="store_true", help="the images are mirrored (selfie camera)")
+    i.add_argument("--no-smoothing", action="store_true", help="no One Euro filtering on videos")
+    i.add_argument("--format", default="json", choices=("json", "npz"), help="outputs file (npz adds vertices)")
+    i.add_argument("--max-frames", type=int, default=None)
+    i.add_argument("--min-confidence", type=float, default=0.3)
+    i.set_defaults(func=_cmd_infer)
 
     from .ros.demo import add_parser as add_demo_parser
 

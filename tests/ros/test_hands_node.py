@@ -91,7 +91,7 @@ class Rig:
     def __init__(self, checkpoint: str, name: str, **params):
         self.ns = f"/t{TOKEN}_{name}"
         self.prefix = f"{name}_"
-        values = {"checkpoint": checkpoint, "device": "cpu", "min_confidence": 0.0, "frame_prefix": self.prefix,
+        values = {"backend": "dir", "crop_mode": "center", "checkpoint": checkpoint, "device": "cpu", "min_confidence": 0.0, "frame_prefix": self.prefix,
                   "diagnostics_period_s": 0.2, "camera_info_timeout_s": 0.5, **params}
         HandsNode = make_node_class()
         self.node = HandsNode(namespace=self.ns,
@@ -234,7 +234,7 @@ def test_end_to_end_outputs_keep_stamp_and_frame(rig):
         j = np.array([[p.x, p.y, p.z] for p in h.joints])
         assert np.isfinite(j).all() and (j[:, 2] > 0.05).all(), "hands must be in front of the camera"
         assert h.wrist_pose.position.z == pytest.approx(j[0, 2])
-        n_verts = rig.node.reconstructor.hand_models[h.side_name].v_template.shape[0]
+        n_verts = rig.node.hand_models[h.side_name].v_template.shape[0]
         assert len(h.vertices) == 3 * n_verts
     d = np.array([msg.right_minus_left.x, msg.right_minus_left.y, msg.right_minus_left.z])
     lw = np.array([msg.left.wrist_pose.position.x, msg.left.wrist_pose.position.y, msg.left.wrist_pose.position.z])
@@ -299,7 +299,7 @@ def test_mesh_faces_reach_a_late_subscriber(rig):
         faces = np.frombuffer(got[HandMesh.LEFT].faces, np.uint32).reshape(-1, 3)
         assert np.array_equal(faces, rig.node.faces["left"])
         assert got[HandMesh.LEFT].hand_model_id == rig.node.hand_model_id
-        assert got[HandMesh.RIGHT].num_vertices == rig.node.reconstructor.hand_models["right"].v_template.shape[0]
+        assert got[HandMesh.RIGHT].num_vertices == rig.node.hand_models["right"].v_template.shape[0]
     finally:
         node.destroy_node()
 
@@ -451,7 +451,8 @@ def test_newest_frame_only_drops_and_counts(rig):
 def test_startup_fails_clearly_in_process(ros_context, checkpoint, tmp_path):
     HandsNode = make_node_class()
     with pytest.raises(StartupError, match="checkpoint: .*nope.safetensors does not exist"):
-        HandsNode(parameter_overrides=[Parameter("checkpoint", value=str(tmp_path / "nope.safetensors"))])
+        HandsNode(parameter_overrides=[Parameter("backend", value="dir"),
+                                       Parameter("checkpoint", value=str(tmp_path / "nope.safetensors"))])
     with pytest.raises(StartupError, match="mano_dir: .* is not a directory"):
         HandsNode(parameter_overrides=[Parameter("checkpoint", value=checkpoint),
                                        Parameter("mano_dir", value=str(tmp_path / "no_mano"))])
@@ -459,14 +460,14 @@ def test_startup_fails_clearly_in_process(ros_context, checkpoint, tmp_path):
     with pytest.raises(StartupError, match="lacks MANO_RIGHT.pkl and MANO_LEFT.pkl"):
         HandsNode(parameter_overrides=[Parameter("checkpoint", value=checkpoint),
                                        Parameter("mano_dir", value=str(tmp_path / "mano"))])
-    with pytest.raises(StartupError, match="crop_mode: 'bogus' is not one of center, full, roi"):
+    with pytest.raises(StartupError, match="crop_mode: .bogus. is not one of center, full, roi, detect"):
         HandsNode(parameter_overrides=[Parameter("checkpoint", value=checkpoint), Parameter("crop_mode", value="bogus")])
 
 
 def test_startup_fails_clearly_as_an_executable(tmp_path):
     """The installed ``hands_node`` exits with status 2 and says what to fix."""
     exe = os.path.join(os.path.dirname(sys.executable), "hands_node")
-    proc = subprocess.run([exe, "--ros-args", "-p", f"checkpoint:={tmp_path / 'missing.safetensors'}"],
+    proc = subprocess.run([exe, "--ros-args", "-p", "backend:=dir", "-p", f"checkpoint:={tmp_path / 'missing.safetensors'}"],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "cannot start" in proc.stderr and "missing.safetensors does not exist" in proc.stderr

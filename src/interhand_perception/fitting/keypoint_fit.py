@@ -349,8 +349,9 @@ def fit_hands(detections: Mapping[str, Detection], intrinsics: Any, hand_models:
 
     Args:
         detections: side ("left"/"right") -> (landmarks (21, 2) image pixels, world landmarks
-            (21, 3) metres, score); landmarks in ``JOINT_NAMES`` (MediaPipe) order. Sides must
-            be the subject's hands (MediaPipe's handedness on an unmirrored image).
+            (21, 3) metres, score), or an object with ``landmarks2d``, ``world``, ``score``
+            (``HandDetection``); ``JOINT_NAMES`` (MediaPipe) order. Sides are the subject's
+            hands. Non-finite values raise ValueError (filter such detections first).
         intrinsics: ``(fx, fy, cx, cy)`` or ``runtime.placement.Intrinsics``.
         hand_models: side -> ``HandModel`` (MANO or built-in; any vertex count).
         iterations: overrides ``config.iterations``.
@@ -369,6 +370,8 @@ def fit_hands(detections: Mapping[str, Detection], intrinsics: Any, hand_models:
             raise ValueError(f"detection side must be one of {SIDES}, got {side!r}")
         if side not in hand_models:
             raise ValueError(f"no hand model for the {side} hand")
+        if hasattr(det, "landmarks2d"):       # detection.mediapipe_hands.HandDetection
+            det = (det.landmarks2d, det.world, det.score)
         uv, world = (np.asarray(a, dtype=np.float64) for a in det[:2])
         score = float(det[2])
         if uv.shape != (21, 2) or world.shape != (21, 3):

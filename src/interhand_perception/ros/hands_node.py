@@ -17,11 +17,9 @@ camera_info:=...`` (``hands_node --help`` lists the parameters).
 """
 from __future__ import annotations
 
-import hashlib
 import sys
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 
@@ -29,7 +27,8 @@ from ..runtime.depth import DepthBuffer, depth_to_metres
 from ..runtime.frame_stats import FrameStats, LatestSlot, RateLimitedLog
 from ..runtime.image_input import InputError, compressed_to_rgb, image_to_rgb
 from ..runtime.placement import assumed_intrinsics, intrinsics_from_camera_info
-from .params import PARAMETERS, ConfigError, NodeParams, validate
+from ..runtime.backends import BackendUnavailable, build_backend
+from .params import PARAMETERS, ConfigError, validate
 
 NODE_NAME = "hands_node"
 FALLBACK_FRAME = "camera_optical_frame"
@@ -37,26 +36,6 @@ FALLBACK_FRAME = "camera_optical_frame"
 
 class StartupError(RuntimeError):
     """The node cannot start (bad parameters, missing checkpoint or MANO files)."""
-
-
-def file_id(path: str) -> str:
-    """``<stem>-<first 12 hex of sha256>``: identifies the exact checkpoint in messages."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return f"{Path(path).stem}-{h.hexdigest()[:12]}"
-
-
-def load_reconstructor(p: NodeParams):
-    """The :class:`HandReconstructor` of the parameters, or :class:`StartupError` saying why not."""
-    from ..runtime.reconstructor import HandReconstructor
-
-    try:
-        return HandReconstructor.from_checkpoint(p.checkpoint, device=p.device, mano_dir=p.mano_dir,
-                                                 precision=p.precision)
-    except (FileNotFoundError, ValueError, KeyError, OSError) as e:
-        raise StartupError(f"cannot load the reconstruction model: {e}") from e
 
 
 def _lazy_ros():
@@ -80,7 +59,7 @@ def make_node_class():
     from tf2_msgs.msg import TFMessage
     from visualization_msgs.msg import MarkerArray
 
-    from ..runtime.pipeline import FrameProcessor
+    from ..runtime.backends import unmirror
     from ..runtime.refine import OutputRefiner, RefineConfig
     from . import conversions as conv
 
@@ -98,18 +77,20 @@ def make_node_class():
             except ConfigError as e:
                 raise StartupError(str(e)) from e
             p = self.params
-            self.reconstructor = load_reconstructor(p)
-            self.processor = FrameProcessor(self.reconstructor, p.crop_mode, p.crop_roi, p.placement)
-            self.model_id = file_id(p.checkpoint)
-            ids = self.reconstructor.hand_model_ids
+            try:
+                self.backend, self.hand_models, self.model_id, self.device = build_backend(p)
+            except BackendUnavailable as e:
+                raise StartupError(str(e)) from e
+            ids = {s: getattr(m, "fingerprint", "?") for s, m in self.hand_models.items()}
             self.hand_model_id = f"{ids['left']}+{ids['right']}"
-            self.faces = self.reconstructor.faces
+            self.faces = {s: np.asarray(m.faces, dtype=np.int64) for s, m in self.hand_models.items()}
             self.refiner = OutputRefiner(RefineConfig(
                 smoothing=p.smoothing, min_cutoff=p.smoothing_min_cutoff, beta=p.smoothing_beta,
                 d_cutoff=p.smoothing_d_cutoff, timeout_s=p.hand_timeout_s,
                 resolve_penetration=p.resolve_penetration), self.faces)
             self.depth_buffer = DepthBuffer(max_age_s=p.depth_max_age_s) if p.depth_topic else None
             self._last_refine: dict = {}
+            self._last_backend: dict = {}
             self.stats = FrameStats()
             self.warn_limiter = RateLimitedLog(p.warn_period_s)
             self.slot = LatestSlot()
@@ -138,7 +119,7 @@ def make_node_class():
                 self.pub_mesh = self.create_publisher(HandMesh, f"{p.output_topic}/mesh", latched)
                 stamp = self.get_clock().now().to_msg()
                 for side in conv.SIDES:
-                    n_verts = int(self.reconstructor.hand_models[side].v_template.shape[0])
+                    n_verts = int(self.hand_models[side].v_template.shape[0])
                     self.pub_mesh.publish(conv.hand_mesh_msg(Header(stamp=stamp), side, self.faces[side], n_verts,
                                                              self.hand_model_id))
             if p.image_transport == "compressed":
@@ -160,8 +141,8 @@ def make_node_class():
             self._worker = threading.Thread(target=self._work, name="hands_node_worker", daemon=True)
             self._worker.start()
             self.get_logger().info(
-                f"ready: model {self.model_id} on {self.reconstructor.device} ({p.precision}), hand model "
-                f"{self.hand_model_id}, crop {p.crop_mode}, listening on {self.resolve_topic_name(self.image_topic)} "
+                f"ready: {p.backend} ({self.model_id}) on {self.device}, hand model "
+                f"{self.hand_model_id}, crop {p.crop_mode if p.backend == 'dir' else 'detect'}, listening on {self.resolve_topic_name(self.image_topic)} "
                 f"and {self.resolve_topic_name(p.camera_info_topic)}")
 
         # ---------------------------------------------------------------- callbacks (executor)
@@ -232,13 +213,15 @@ def make_node_class():
             p, conv = self.params, self._conv
             rgb = self._decode(msg)
             intr = self._intrinsics(rgb.shape[1], rgb.shape[0])
-            frame = self.processor(rgb, intr)
+            if p.mirrored:
+                rgb, intr = unmirror(rgb, intr)
+            stamp_s = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+            frame, self._last_backend = self.backend(rgb, intr, stamp_s)
             header = self._Header(stamp=msg.header.stamp, frame_id=msg.header.frame_id)
             if not header.frame_id:
                 self._bad_input("frame_id", f"input image has an empty header.frame_id; publishing in '{FALLBACK_FRAME}'")
                 header.frame_id = FALLBACK_FRAME
             valid = frame.confidence >= p.min_confidence
-            stamp_s = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
             depth = self.depth_buffer.match(stamp_s) if self.depth_buffer is not None else None
             frame, valid, report = self.refiner(frame, valid, stamp_s, intr, depth)
             report["depth_matched"] = depth is not None
@@ -284,6 +267,9 @@ def make_node_class():
                 problems.append(f"recent error: {snap.get('last_error', '')}")
             refine = self._last_refine
             extra = {}
+            if self._last_backend.get("found") is not None:
+                extra["hands_detected"] = self._last_backend["found"]
+                extra["detection"] = self._last_backend.get("reason", "")
             if "penetration_cm3" in refine:
                 extra["penetration_cm3"] = refine["penetration_cm3"]
                 extra["penetration_after_cm3"] = refine["penetration_after_cm3"]
@@ -292,7 +278,7 @@ def make_node_class():
                                   f"{self.params.depth_max_age_s:g} s of the frame")
                 extra["depth_used_left_right"] = str(refine.get("depth", [False, False]))
             values = {**snap, **extra, "intrinsics": "camera_info" if has_info else f"assumed ({self.params.assumed_hfov_deg:g} deg hfov)",
-                      "device": str(self.reconstructor.device), "model_id": self.model_id,
+                      "device": self.device, "backend": self.params.backend, "model_id": self.model_id,
                       "image_topic": self.resolve_topic_name(self.image_topic)}
             self.pub_diag.publish(conv.diagnostics_msg(self.get_clock().now().to_msg(), f"{self.get_fully_qualified_name()}: hand reconstruction",
                                                        self.model_id, level,

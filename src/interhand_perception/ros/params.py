@@ -29,6 +29,7 @@ class Param:
 
 # name -> (default, description). Types follow the defaults (bool, int, float, str, list of float).
 PARAMETERS: dict[str, Param] = {
+    "backend": Param("keypoint_fit", "dir (the DIR network; needs weights) | keypoint_fit (MediaPipe landmarks + hand-model fit; no weights, works on real cameras today)"),
     "checkpoint": Param("", "DIR checkpoint (.safetensors written by `interhand train`); empty = the shipped demo weights"),
     "mano_dir": Param("", "folder with MANO_RIGHT.pkl and MANO_LEFT.pkl; empty = the hand model the checkpoint was trained with (built-in)"),
     "device": Param("auto", "auto | cpu | cuda | cuda:N (auto = CUDA when available)"),
@@ -44,7 +45,10 @@ PARAMETERS: dict[str, Param] = {
     "publish_markers": Param(True, "publish hands/markers (MarkerArray: meshes and skeletons)"),
     "publish_wrist_poses": Param(True, "publish hands/left_wrist_pose and hands/right_wrist_pose (PoseStamped)"),
     "publish_mesh": Param(True, "fill Hand.vertices and publish the faces once on hands/mesh (transient local)"),
-    "crop_mode": Param("center", "center (largest centred square) | full (whole image, letterboxed) | roi (crop_roi)"),
+    "crop_mode": Param("detect", "backend dir: detect (MediaPipe finds both hands) | center (largest centred square) | full (whole image, letterboxed) | roi (crop_roi)"),
+    "mirrored": Param(False, "the camera image is a mirror image (selfie / front camera): un-mirrored first, so outputs stay in the true optical frame with the person's own sides"),
+    "carry_frames": Param(5, "detector misses bridged by the last crop before the hands are dropped (crop_mode detect)"),
+    "unseen_hand_min_confidence": Param(0.95, "crop_mode detect: a DIR hand the detector did not find counts only above this confidence"),
     "crop_roi": Param([0.0, 0.0, 0.0], "[cx, cy, side] in pixels of the square the hands are in (crop_mode roi)"),
     "placement": Param("pair", "pair (depth of the pair from both scales, relative depth from DIR's offset) | per_hand"),
     "depth_topic": Param("", "aligned depth image (16UC1 mm or 32FC1 m, registered to the colour image) that sets each hand's distance; empty = off"),
@@ -75,6 +79,7 @@ TOPIC_RE = re.compile(r"^~?/?[A-Za-z_][A-Za-z0-9_]*(/[A-Za-z_][A-Za-z0-9_]*)*$")
 class NodeParams:
     """Validated parameters; see :data:`PARAMETERS` for the meaning of each field."""
 
+    backend: str
     checkpoint: str
     mano_dir: str | None
     device: str
@@ -92,6 +97,9 @@ class NodeParams:
     publish_mesh: bool
     crop_mode: str
     crop_roi: tuple[float, float, float] | None
+    mirrored: bool
+    carry_frames: int
+    unseen_hand_min_confidence: float
     placement: str
     depth_topic: str
     depth_max_age_s: float
@@ -160,8 +168,9 @@ def validate(values: dict[str, Any]) -> NodeParams:
             errors.append(f"{name}: expected a string, got {v[name]!r}")
             v[name] = str(v[name])
 
+    backend = _choice(errors, "backend", v["backend"], ("dir", "keypoint_fit"))
     ckpt = resolve_checkpoint(v["checkpoint"])
-    if not ckpt.is_file():
+    if backend == "dir" and not ckpt.is_file():
         hint = ("the shipped demo weights are missing from this checkout (weights/ is part of the repository)"
                 if not v["checkpoint"] else "set `checkpoint` to a .safetensors file written by `interhand train`")
         errors.append(f"checkpoint: {ckpt} does not exist ({hint})")
@@ -190,8 +199,8 @@ def validate(values: dict[str, Any]) -> NodeParams:
         errors.append(f"frame_prefix: {v['frame_prefix']!r} must use letters, digits, '_' and '/' and not start with '/'")
     flags = {n: _flag(errors, n, v[n]) for n in ("publish_tf", "publish_joint_tf", "publish_markers",
                                                   "publish_wrist_poses", "publish_mesh", "smoothing",
-                                                  "resolve_penetration")}
-    crop_mode = _choice(errors, "crop_mode", v["crop_mode"], ("center", "full", "roi"))
+                                                  "resolve_penetration", "mirrored")}
+    crop_mode = _choice(errors, "crop_mode", v["crop_mode"], ("center", "full", "roi", "detect"))
     roi = None
     if crop_mode == "roi":
         r = v["crop_roi"]
@@ -202,6 +211,8 @@ def validate(values: dict[str, Any]) -> NodeParams:
         else:
             roi = (float(r[0]), float(r[1]), float(r[2]))
     placement = _choice(errors, "placement", v["placement"], ("pair", "per_hand"))
+    carry = _number(errors, "carry_frames", v["carry_frames"], 0, 1000, integer=True)
+    unseen = _number(errors, "unseen_hand_min_confidence", v["unseen_hand_min_confidence"], 0.0, 1.0)
     depth_age = _number(errors, "depth_max_age_s", v["depth_max_age_s"], 0.0, 10.0)
     min_cutoff = _number(errors, "smoothing_min_cutoff", v["smoothing_min_cutoff"], 0.0, 1000.0, lo_open=True)
     beta = _number(errors, "smoothing_beta", v["smoothing_beta"], 0.0, 1e6)
@@ -218,10 +229,10 @@ def validate(values: dict[str, Any]) -> NodeParams:
         raise ConfigError("invalid hands_node parameters (config/hands.yaml or --ros-args -p):\n  - "
                           + "\n  - ".join(errors))
     return NodeParams(
-        checkpoint=str(ckpt), mano_dir=mano_dir, device=v["device"], precision=v["precision"],
+        backend=backend, checkpoint=str(ckpt), mano_dir=mano_dir, device=v["device"], precision=v["precision"],
         image_topic=v["image_topic"], camera_info_topic=v["camera_info_topic"], output_topic=v["output_topic"],
         image_transport=v["image_transport"], image_qos=v["image_qos"], frame_prefix=v["frame_prefix"],
-        **flags, crop_mode=crop_mode, crop_roi=roi, placement=placement, depth_topic=v["depth_topic"],
+        **flags, crop_mode=crop_mode, crop_roi=roi, carry_frames=int(carry), unseen_hand_min_confidence=unseen, placement=placement, depth_topic=v["depth_topic"],
         depth_max_age_s=depth_age, smoothing_min_cutoff=min_cutoff, smoothing_beta=beta, smoothing_d_cutoff=d_cutoff,
         hand_timeout_s=timeout, assumed_hfov_deg=hfov,
         camera_info_timeout_s=ci_timeout, min_confidence=min_conf, max_image_width=int(max_w),

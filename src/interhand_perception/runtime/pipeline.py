@@ -96,8 +96,14 @@ class FrameProcessor:
         Raises:
             InputError: kind "non_finite" when the network output is not finite.
         """
+        h, w = rgb.shape[:2]
+        return self.run_on_box(rgb, intrinsics, crop_box(self.crop_mode, w, h, self.crop_roi))
+
+    def run_on_box(self, rgb: np.ndarray, intrinsics: Intrinsics, box: np.ndarray) -> FrameResult:
+        """As :meth:`__call__`, with the crop box (3,) ``(cx, cy, side)`` given (e.g. detected)."""
         t0 = time.perf_counter()
-        crop, box = self.crop(rgb)
+        box = np.asarray(box, dtype=np.float64)
+        crop = crop_image(rgb, box, self.reconstructor.img_size)
         t1 = time.perf_counter()
         result = self.reconstructor(crop)
         t2 = time.perf_counter()
