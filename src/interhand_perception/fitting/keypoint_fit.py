@@ -66,18 +66,23 @@ class FitConfig:
     tolerance: float = 1e-3        # stop when no hand's cost drops by more than this fraction
     fit_shape: bool = True
     twist: str = "anatomical"
+    max_betas: float = 3.0         # betas are kept in [-max_betas, max_betas]
+    sigma_world_rotation: float = 0.3  # rad, prior on the world landmarks' rotation; 0: fixed at I
+    pose_iterations: int = 6       # rigid (PnP) steps of the start
 
 
 @dataclass
 class FitState:
     """Unknowns of B hands: root (B, 3, 3), pose (B, 15, 3) full axis-angle, betas (B, S),
-    transl (B, 3) wrist in the camera frame (m), offset (B, 3) world-landmark offset (m)."""
+    transl (B, 3) wrist in the camera frame (m), offset (B, 3) world-landmark offset (m),
+    world_rot (B, 3, 3) rotation of the world landmarks into the camera frame (None: I)."""
 
     root: torch.Tensor
     pose: torch.Tensor
     betas: torch.Tensor
     transl: torch.Tensor
     offset: torch.Tensor
+    world_rot: torch.Tensor | None = None
 
 
 def right_jacobian(theta: torch.Tensor) -> torch.Tensor:
@@ -151,6 +156,49 @@ def solve_translation(uv: torch.Tensor, rel: torch.Tensor, intr: torch.Tensor) -
     a = torch.cat([torch.stack([fx + zero, zero, -du], -1), torch.stack([zero, fy + zero, -dv], -1)], 1)
     b = torch.cat([du * rel[..., 2] - fx * rel[..., 0], dv * rel[..., 2] - fy * rel[..., 1]], 1)
     return torch.linalg.solve(a.transpose(1, 2) @ a, (a.transpose(1, 2) @ b[..., None]))[..., 0]
+
+
+def solve_pose(uv: torch.Tensor, rel: torch.Tensor, intr: torch.Tensor,
+               iterations: int = 6) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rigid pose (R (B, 3, 3), T (B, 3)) with ``pi(T + R rel_i) ~ u_i`` (a robust PnP).
+
+    Levenberg-Marquardt on ``R exp([d])`` and ``T`` from ``R = I`` and the linear ``T``
+    (:func:`solve_translation`), Cauchy weights ``1 / (1 + (e / s)^2)`` with ``s`` twice the
+    median pixel error (+ 1 px), a step kept per hand only if the weighted cost drops.
+    """
+    b = uv.shape[0]
+    rot = torch.eye(3, dtype=uv.dtype).expand(b, 3, 3).clone()
+    transl = solve_translation(uv, rel, intr)
+    lam = torch.full((b,), 1e-3, dtype=uv.dtype)
+    eye3 = torch.eye(3, dtype=uv.dtype).expand(b, rel.shape[1], 3, 3)
+
+    def residual(r: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        pts = rel @ r.transpose(1, 2)
+        pix, dproj = project(t[:, None] + pts, intr)
+        return pts, pix - uv, dproj
+
+    pts, res, dproj = residual(rot, transl)
+    for _ in range(iterations):
+        err = res.norm(dim=-1)
+        scale = 2.0 * err.median(-1).values[:, None] + 1.0
+        w = 1.0 / (1.0 + (err / scale) ** 2)
+        cost = (w * err ** 2).sum(-1)
+        jac = dproj @ torch.cat([-L.skew(pts), eye3], -1)    # (B, N, 2, 6); step exp([d]) R
+        wj = (w[..., None, None] * jac).flatten(1, 2).transpose(1, 2)
+        hess, grad = wj @ jac.flatten(1, 2), (wj @ res.flatten(1, 2)[..., None])[..., 0]
+        diag = torch.diagonal(hess, dim1=-2, dim2=-1)
+        diag += lam[:, None] * (diag + 1e-9)
+        step = -torch.linalg.solve(hess, grad[..., None])[..., 0]
+        new_rot = L.batch_rodrigues(step[:, :3]) @ rot
+        new_t = transl + step[:, 3:]
+        new = residual(new_rot, new_t)
+        ok = torch.isfinite(new[1]).all(-1).all(-1) & (new_t[:, 2] > 0) \
+            & ((w * new[1].norm(dim=-1) ** 2).sum(-1) < cost)
+        rot, transl = torch.where(ok[:, None, None], new_rot, rot), torch.where(ok[:, None], new_t, transl)
+        pts, res, dproj = (torch.where(ok.view(-1, *[1] * (a.ndim - 1)), a, c)
+                           for a, c in zip(new, (pts, res, dproj)))
+        lam = torch.where(ok, (lam * 0.3).clamp_min(1e-7), (lam * 10.0).clamp_max(1e4))
+    return rot, transl
 
 
 def geman_mcclure(e: torch.Tensor, t: float) -> tuple[torch.Tensor, torch.Tensor]:
