@@ -82,7 +82,8 @@ def _cmd_infer(args: argparse.Namespace) -> int:
     faces = {s: m.faces for s, m in models.items()}
     intr = {"fx": args.fx, "fy": args.fy, "cx": args.cx, "cy": args.cy, "hfov_deg": args.hfov}
     res = run_infer(args.path, backend, faces, args.out, intr, mirrored=args.mirrored, smoothing=not args.no_smoothing,
-                    fmt=args.format, max_frames=args.max_frames, min_confidence=args.min_confidence)
+                    fmt=args.format, max_frames=args.max_frames, min_confidence=args.min_confidence,
+                    show_image=not args.no_image)
     print(f"{res['frames']} frame(s), {res['hands']} hand(s) ({args.backend}, {model_id} on {device})")
     for f in res["outputs"][:10]:
         print(f"wrote {f}")
@@ -193,6 +194,8 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--format", default="json", choices=("json", "npz"), help="outputs file (npz adds vertices)")
     i.add_argument("--max-frames", type=int, default=None)
     i.add_argument("--min-confidence", type=float, default=0.3)
+    i.add_argument("--no-image", action="store_true",
+                   help="draw the hands on a grey canvas instead of the input (for inputs you may not share)")
     i.set_defaults(func=_cmd_infer)
 
     from .ros.demo import add_parser as add_demo_parser

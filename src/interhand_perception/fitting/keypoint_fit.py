@@ -45,7 +45,7 @@ from ..hand_model.pose_prior import pose_limits
 from ..hand_model.rotation_np import axis_angle_to_matrix, axis_angle_to_quaternion
 from ..runtime.placement import PlacedHands
 from .twist_swing import (CAT_TO_OUTPUT, OUTPUT_FROM_CAT, HandSkeleton, Kinematics, fit_betas_to_bones,
-                          forward_kinematics, model_hand_pose, skeleton_from_model, twist_swing_ik)
+                          forward_kinematics, kabsch, model_hand_pose, skeleton_from_model, twist_swing_ik)
 
 DTYPE = torch.float64
 
@@ -58,8 +58,10 @@ class FitConfig:
     sigma_2d: float = 3.0          # px
     sigma_3d: float = 0.006        # m
     sigma_limit: float = 0.03      # rad
-    sigma_betas: float = 3.0
-    robust: float = 2.5            # Geman-McClure scale t, in sigmas
+    sigma_betas: float = 2.0
+    sigma_bone: float = 0.005      # m, bone-length noise of the start's betas
+    robust: float = 2.5            # Geman-McClure scale t, in sigmas ...
+    robust_median: float = 2.0     # ... at least this times the median normalised residual
     anneal: float = 8.0            # t starts anneal * robust ...
     anneal_iterations: int = 4     # ... and reaches robust after this many iterations
     damping: float = 1e-3          # initial Levenberg-Marquardt lambda
@@ -67,8 +69,8 @@ class FitConfig:
     fit_shape: bool = True
     twist: str = "anatomical"
     max_betas: float = 3.0         # betas are kept in [-max_betas, max_betas]
-    sigma_world_rotation: float = 0.3  # rad, prior on the world landmarks' rotation; 0: fixed at I
-    pose_iterations: int = 6       # rigid (PnP) steps of the start
+    sigma_world_rotation: float = 0.5  # rad, prior on the world landmarks' rotation; 0: fixed at I
+    lift_iterations: int = 1       # start: IK on the pixels lifted to the model's depths
 
 
 @dataclass
@@ -210,12 +212,30 @@ def geman_mcclure(e: torch.Tensor, t: float) -> tuple[torch.Tensor, torch.Tensor
 def evaluate(sk: HandSkeleton, state: FitState, uv: torch.Tensor, world: torch.Tensor,
              intr: torch.Tensor) -> tuple[Kinematics, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Pose the state: kinematics, wrist-relative joints P (B, 21, 3), 3D residuals
-    ``P + c - X`` (B, 21, 3) (m) and 2D residuals (B, 21, 2) (px)."""
+    ``P + c - R_w X`` (B, 21, 3) (m) and 2D residuals (B, 21, 2) (px)."""
     rots = torch.cat([state.root[:, None], L.batch_rodrigues(state.pose)], dim=1)
     kin = forward_kinematics(sk, rots, state.betas)
     rel = kin.joints - kin.joints[:, :1]
     pix, _ = project(state.transl[:, None] + rel, intr)
-    return kin, rel, rel + state.offset[:, None] - world, pix - uv
+    return kin, rel, rel + state.offset[:, None] - rotate_world(state, world), pix - uv
+
+
+def rotate_world(state: FitState, world: torch.Tensor) -> torch.Tensor:
+    """The world landmarks (B, 21, 3) in the camera frame's axes, ``R_w X``."""
+    return world if state.world_rot is None else world @ state.world_rot.transpose(1, 2)
+
+
+def rotation_prior(state: FitState, cfg: FitConfig) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """Prior residual ``v / s_w`` (B, 3) of the world landmarks' rotation, with
+    ``v = vee(R_w - R_w^T) / 2 = sin(angle) axis``, and its derivative (B, 3, 3) for the step
+    ``R_w exp([d])``: ``(tr(R_w) I - R_w^T) / (2 s_w)``; None when the rotation is fixed."""
+    if state.world_rot is None or cfg.sigma_world_rotation <= 0:
+        return None
+    r = state.world_rot
+    v = 0.5 * torch.stack([r[:, 2, 1] - r[:, 1, 2], r[:, 0, 2] - r[:, 2, 0], r[:, 1, 0] - r[:, 0, 1]], -1)
+    trace = torch.diagonal(r, dim1=-2, dim2=-1).sum(-1)
+    jac = trace[:, None, None] * torch.eye(3, dtype=r.dtype) - r.transpose(1, 2)
+    return v / cfg.sigma_world_rotation, jac / (2.0 * cfg.sigma_world_rotation)
 
 
 def limit_excess(pose: torch.Tensor, limits: tuple, sigma: float) -> torch.Tensor:
@@ -224,33 +244,60 @@ def limit_excess(pose: torch.Tensor, limits: tuple, sigma: float) -> torch.Tenso
     return (torch.relu(theta - limits[1]) - torch.relu(limits[0] - theta)) / sigma
 
 
+@dataclass
+class Scales:
+    """Per-hand Geman-McClure scales (B, 1), in sigmas, of the 2D and 3D terms."""
+
+    t2: torch.Tensor
+    t3: torch.Tensor
+
+
+def robust_scales(r3: torch.Tensor, r2: torch.Tensor, cfg: FitConfig, t: float) -> Scales:
+    """Geman-McClure scales: ``t`` (annealed), raised per hand and term to ``robust_median``
+    times the median normalised residual, so that a term is never rejected as a whole (a
+    start far off, or landmarks that no hand of the model fits, are averaged in: only
+    landmarks far worse than the others are outliers)."""
+    def scale(e: torch.Tensor) -> torch.Tensor:
+        return torch.clamp_min(cfg.robust_median * e.median(-1, keepdim=True).values, t)
+
+    return Scales(scale(r2.norm(dim=-1) / cfg.sigma_2d), scale(r3.norm(dim=-1) / cfg.sigma_3d))
+
+
 def energy(state: FitState, r3: torch.Tensor, r2: torch.Tensor, limits: tuple, cfg: FitConfig,
-           t: float) -> torch.Tensor:
-    """Robust objective (B,) of the module docstring at Geman-McClure scale t."""
+           sc: Scales) -> torch.Tensor:
+    """Robust objective (B,) of the module docstring at the Geman-McClure scales ``sc``."""
     over = limit_excess(state.pose, limits, cfg.sigma_limit)
-    return (geman_mcclure(r3.norm(dim=-1) / cfg.sigma_3d, t)[0].sum(-1)
-            + geman_mcclure(r2.norm(dim=-1) / cfg.sigma_2d, t)[0].sum(-1)
-            + (over ** 2).sum(-1) + (state.betas ** 2).sum(-1) / cfg.sigma_betas ** 2)
+    prior = rotation_prior(state, cfg)
+    return (geman_mcclure(r3.norm(dim=-1) / cfg.sigma_3d, sc.t3)[0].sum(-1)
+            + geman_mcclure(r2.norm(dim=-1) / cfg.sigma_2d, sc.t2)[0].sum(-1)
+            + (over ** 2).sum(-1) + (state.betas ** 2).sum(-1) / cfg.sigma_betas ** 2
+            + (0.0 if prior is None else (prior[0] ** 2).sum(-1)))
 
 
 def lm_step(sk: HandSkeleton, state: FitState, kin: Kinematics, rel: torch.Tensor, r3: torch.Tensor,
-            r2: torch.Tensor, intr: torch.Tensor, limits: tuple, cfg: FitConfig, t: float,
+            r2: torch.Tensor, intr: torch.Tensor, limits: tuple, cfg: FitConfig, sc: Scales,
             lam: torch.Tensor) -> FitState:
     """One damped Gauss-Newton step of the reweighted problem (B hands at once).
 
-    Unknowns (n = 54 + S): root step (3), theta (45), betas (S), T (3), c (3).
+    Unknowns (n = 54 + S, + 3 when the world rotation is estimated): root step (3), theta (45),
+    betas (S), T (3), c (3) [, world rotation step d, ``R_w exp([d])`` (3)].
     """
     b, s = state.betas.shape
-    n = 54 + s
+    prior_w = rotation_prior(state, cfg)
+    n = 54 + s + (0 if prior_w is None else 3)
     j_rel = torch.cat([joint_jacobian(sk, kin, state.pose), shape_jacobian(sk, kin, s)], -1)
     eye3 = torch.eye(3, dtype=rel.dtype).expand(b, 21, 3, 3)
     zero3 = torch.zeros_like(eye3)
     _, dproj = project(state.transl[:, None] + rel, intr)
-    j2 = torch.einsum("bicd,bidn->bicn", dproj, torch.cat([j_rel, eye3, zero3], -1)) / cfg.sigma_2d
-    j3 = torch.cat([j_rel, zero3, eye3], -1) / cfg.sigma_3d
+    blocks2, blocks3 = [j_rel, eye3, zero3], [j_rel, zero3, eye3]
+    if prior_w is not None:        # d(P + c - R_w exp([d]) X) = R_w [X]_x d = [R_w X]_x R_w d
+        blocks2.append(zero3)
+        blocks3.append(L.skew(rel + state.offset[:, None] - r3) @ state.world_rot[:, None])
+    j2 = torch.einsum("bicd,bidn->bicn", dproj, torch.cat(blocks2, -1)) / cfg.sigma_2d
+    j3 = torch.cat(blocks3, -1) / cfg.sigma_3d
     e3, e2 = r3 / cfg.sigma_3d, r2 / cfg.sigma_2d
-    w3 = geman_mcclure(e3.norm(dim=-1), t)[1]
-    w2 = geman_mcclure(e2.norm(dim=-1), t)[1]
+    w3 = geman_mcclure(e3.norm(dim=-1), sc.t3)[1]
+    w2 = geman_mcclure(e2.norm(dim=-1), sc.t2)[1]
     jac = torch.cat([j3.reshape(b, 63, n), j2.reshape(b, 42, n)], 1)           # (B, 105, n)
     res = torch.cat([e3.reshape(b, 63), e2.reshape(b, 42)], 1)
     w = torch.cat([w3.repeat_interleave(3, 1), w2.repeat_interleave(2, 1)], 1)
@@ -260,6 +307,10 @@ def lm_step(sk: HandSkeleton, state: FitState, kin: Kinematics, rel: torch.Tenso
     prior = torch.cat([(over != 0).to(rel.dtype) / cfg.sigma_limit ** 2,
                        torch.full((b, s), 1.0 / cfg.sigma_betas ** 2, dtype=rel.dtype)], 1)
     grad[:, 3:48 + s] += torch.cat([over / cfg.sigma_limit, state.betas / cfg.sigma_betas ** 2], 1)
+    if prior_w is not None:
+        res_w, jac_w = prior_w
+        hess[:, -3:, -3:] += jac_w.transpose(1, 2) @ jac_w
+        grad[:, -3:] += (jac_w.transpose(1, 2) @ res_w[..., None])[..., 0]
     diag = torch.diagonal(hess, dim1=-2, dim2=-1)
     diag[:, 3:48 + s] += prior
     diag += lam[:, None] * (diag + 1e-6)
@@ -267,9 +318,11 @@ def lm_step(sk: HandSkeleton, state: FitState, kin: Kinematics, rel: torch.Tenso
     margin = 2.0 * cfg.sigma_limit     # the penalty has no curvature inside: project the step
     pose = torch.maximum(torch.minimum(state.pose.reshape(b, 45) + step[:, 3:48], limits[1] + margin),
                          limits[0] - margin)
-    return FitState(root=state.root @ L.batch_rodrigues(step[:, :3]),
-                    pose=pose.reshape(b, 15, 3), betas=state.betas + step[:, 48:48 + s],
-                    transl=state.transl + step[:, n - 6:n - 3], offset=state.offset + step[:, n - 3:])
+    k = 48 + s
+    return FitState(root=state.root @ L.batch_rodrigues(step[:, :3]), pose=pose.reshape(b, 15, 3),
+                    betas=(state.betas + step[:, 48:k]).clamp(-cfg.max_betas, cfg.max_betas),
+                    transl=state.transl + step[:, k:k + 3], offset=state.offset + step[:, k + 3:k + 6],
+                    world_rot=None if prior_w is None else state.world_rot @ L.batch_rodrigues(step[:, k + 6:]))
 
 
 def initial_state(sk: HandSkeleton, uv: torch.Tensor, world: torch.Tensor, intr: torch.Tensor,
@@ -277,18 +330,35 @@ def initial_state(sk: HandSkeleton, uv: torch.Tensor, world: torch.Tensor, intr:
     """Twist-swing start (module docstring) for pixels (B, 21, 2) and world points (B, 21, 3);
     ``limits`` (lo, hi) (45,) clamp each joint in the IK (see ``twist_swing_ik``)."""
     target = world - world[:, :1]
-    betas = fit_betas_to_bones(sk, target, sigma_betas=cfg.sigma_betas) if cfg.fit_shape else \
-        world.new_zeros(world.shape[0], sk.j_dirs.shape[-1])
+    betas = fit_betas_to_bones(sk, target, sigma_length=cfg.sigma_bone, sigma_betas=cfg.sigma_betas) \
+        if cfg.fit_shape else world.new_zeros(world.shape[0], sk.j_dirs.shape[-1])
+    betas = betas.clamp(-cfg.max_betas, cfg.max_betas)
     box = None if limits is None else tuple(lim.reshape(15, 3) for lim in limits)
     rots = twist_swing_ik(sk, target, betas, twist=cfg.twist, limits=box)
     kin = forward_kinematics(sk, rots, betas)
     rel = kin.joints - kin.joints[:, :1]
-    return FitState(root=rots[:, 0], pose=L.matrix_to_axis_angle(rots[:, 1:]), betas=betas,
-                    transl=solve_translation(uv, rel, intr), offset=(world - rel).mean(1))
+    transl = solve_translation(uv, rel, intr)
+    fx, fy, cx, cy = intr
+    for _ in range(cfg.lift_iterations):   # pixels lifted to the current model's depths
+        z = (transl[:, 2:3] + rel[..., 2]).clamp_min(0.05)
+        lifted = torch.stack([(uv[..., 0] - cx) / fx * z, (uv[..., 1] - cy) / fy * z, z], -1)
+        rots = twist_swing_ik(sk, lifted - lifted[:, :1], betas, twist=cfg.twist, limits=box)
+        kin = forward_kinematics(sk, rots, betas)
+        rel = kin.joints - kin.joints[:, :1]
+        transl = solve_translation(uv, rel, intr)
+    rot = None
+    if cfg.sigma_world_rotation > 0:       # world axes -> camera axes, as the model now stands
+        rot = kabsch(world - world.mean(1, keepdim=True), rel - rel.mean(1, keepdim=True))
+    return FitState(root=rots[:, 0], pose=L.matrix_to_axis_angle(rots[:, 1:]), betas=betas, transl=transl,
+                    offset=(world @ (torch.eye(3, dtype=world.dtype) if rot is None else rot).transpose(-1, -2)
+                            - rel).mean(1), world_rot=rot)
 
 
 def _pick(keep: torch.Tensor, new: Any, old: Any) -> Any:
-    """Per hand (``keep`` (B,)): ``new`` where True else ``old`` (tensors, dataclasses, tuples)."""
+    """Per hand (``keep`` (B,)): ``new`` where True else ``old`` (tensors, dataclasses, tuples,
+    None)."""
+    if new is None:
+        return None
     if isinstance(new, torch.Tensor):
         return torch.where(keep.view(-1, *[1] * (new.ndim - 1)), new, old)
     if is_dataclass(new):
@@ -303,11 +373,11 @@ def refine(sk: HandSkeleton, state: FitState, uv: torch.Tensor, world: torch.Ten
     current = evaluate(sk, state, uv, world, intr)
     for it in range(cfg.iterations):
         frac = min(1.0, it / max(cfg.anneal_iterations, 1))
-        t = cfg.robust * cfg.anneal ** (1.0 - frac)
-        cost = energy(state, current[2], current[3], limits, cfg, t)
-        trial = lm_step(sk, state, *current, intr, limits, cfg, t, lam)
+        sc = robust_scales(current[2], current[3], cfg, cfg.robust * cfg.anneal ** (1.0 - frac))
+        cost = energy(state, current[2], current[3], limits, cfg, sc)
+        trial = lm_step(sk, state, *current, intr, limits, cfg, sc, lam)
         evaluated = evaluate(sk, trial, uv, world, intr)
-        new_cost = energy(trial, evaluated[2], evaluated[3], limits, cfg, t)
+        new_cost = energy(trial, evaluated[2], evaluated[3], limits, cfg, sc)
         ok = torch.isfinite(evaluated[2]).all(-1).all(-1) & (new_cost < cost)
         if bool(ok.all()):
             state, current = trial, evaluated
@@ -337,9 +407,10 @@ def fit_keypoints(sk: HandSkeleton, uv: torch.Tensor, world: torch.Tensor, intr:
     init = initial_state(sk, uv, world, intr, cfg, limits)
     state = refine(sk, init, uv, world, intr, limits, cfg)
     _, rel, r3, r2 = evaluate(sk, state, uv, world, intr)
+    sc = robust_scales(r3, r2, cfg, cfg.robust)
     return {"init": init, "state": state, "rel": rel, "joints": rel + state.transl[:, None],
             "err2d": r2.norm(dim=-1).mean(-1), "err3d": r3.norm(dim=-1).mean(-1),
-            "weights2d": geman_mcclure(r2.norm(dim=-1) / cfg.sigma_2d, cfg.robust)[1]}
+            "weights2d": geman_mcclure(r2.norm(dim=-1) / cfg.sigma_2d, sc.t2)[1]}
 
 
 # ----------------------------------------------------------------------------- public API

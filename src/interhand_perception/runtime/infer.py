@@ -71,7 +71,7 @@ def frame_record(source: str, t: float, frame, valid: np.ndarray, report: dict) 
 
 def run_infer(path: str, backend, faces: dict, out_dir: str, intr_args: dict, mirrored: bool = False,
               smoothing: bool = True, fmt: str = "json", max_frames: int | None = None,
-              min_confidence: float = 0.3, height: int = 360) -> dict:
+              min_confidence: float = 0.3, height: int = 360, show_image: bool = True) -> dict:
     """Run ``backend`` over PATH and write overlays + outputs; returns a summary dict."""
     from ..visualization.camera_overlay import panel
     from .backends import unmirror
@@ -126,7 +126,7 @@ def run_infer(path: str, backend, faces: dict, out_dir: str, intr_args: dict, mi
         found = report.get("found")
         caption = f"{name}: {int(valid.sum())} hand(s)" + (f", detector {found}" if found is not None else "")
         img = panel(rgb, frame.placed.vertices, frame.placed.joints, valid, faces, intr.matrix(), report.get("box"),
-                    height=height, caption=caption)
+                    height=height, caption=caption, show_image=show_image)
         if kind == "images":
             target = out / f"{Path(name).stem}_hands.png"
             cv2.imwrite(str(target), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))

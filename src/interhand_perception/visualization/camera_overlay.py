@@ -62,9 +62,13 @@ def side_view(vertices: np.ndarray, valid, faces: dict, size: int = 256, yaw_deg
 
 
 def panel(image: np.ndarray, vertices: np.ndarray, joints: np.ndarray, valid, faces: dict, K: np.ndarray,
-          box=None, height: int = 360, caption: str = "") -> np.ndarray:
-    """[input with hands | side view] at a given height; the crop box drawn when given."""
-    over = draw_hands(image, vertices, joints, valid, faces, K)
+          box=None, height: int = 360, caption: str = "", show_image: bool = True) -> np.ndarray:
+    """[input with hands | side view] at a given height; the crop box drawn when given.
+
+    ``show_image=False`` draws on a neutral canvas of the image's size instead of the image (for
+    pictures of inputs that may not be redistributed)."""
+    canvas = image if show_image else np.full_like(image, 215)
+    over = draw_hands(canvas, vertices, joints, valid, faces, K)
     if box is not None:
         cx, cy, s = (float(v) for v in box)
         cv2.rectangle(over, (int(cx - s / 2), int(cy - s / 2)), (int(cx + s / 2), int(cy + s / 2)), (255, 255, 0),
