@@ -54,7 +54,7 @@ def test_image_with_dir_writes_overlay_and_json(tmp_path, frames):
     img = tmp_path / "frame.png"
     cv2.imwrite(str(img), cv2.cvtColor(s["image"], cv2.COLOR_RGB2BGR))
     K = s["K"]
-    run(img, "--backend", "dir", "--crop-mode", "center", "--device", "cpu", "--fx", K[0, 0], "--fy", K[1, 1],
+    run(img, "--method", "dir", "--crop-mode", "center", "--device", "cpu", "--fx", K[0, 0], "--fy", K[1, 1],
         "--cx", K[0, 2], "--cy", K[1, 2], "--out", tmp_path / "out")
     over = cv2.imread(str(tmp_path / "out" / "frame_hands.png"))
     assert over is not None and over.shape[0] == 360
@@ -74,7 +74,7 @@ def test_video_with_dir_writes_mp4_and_npz(tmp_path, frames):
     for s in frames:
         w.write(cv2.cvtColor(s["image"], cv2.COLOR_RGB2BGR))
     w.release()
-    run(video, "--backend", "dir", "--crop-mode", "center", "--device", "cpu", "--format", "npz", "--out", tmp_path / "o")
+    run(video, "--method", "dir", "--crop-mode", "center", "--device", "cpu", "--format", "npz", "--out", tmp_path / "o")
     cap = cv2.VideoCapture(str(tmp_path / "o" / "clip_hands.mp4"))
     assert cap.isOpened() and int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 4
     npz = np.load(tmp_path / "o" / "hands.npz")

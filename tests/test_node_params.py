@@ -11,7 +11,7 @@ from interhand_perception.ros.params import PARAMETERS, ConfigError, validate
 def test_defaults_are_valid_and_use_the_demo_weights():
     p = validate({})
     assert p.checkpoint == str(DEMO_WEIGHTS)
-    assert p.mano_dir is None and p.crop_mode == "detect" and p.crop_roi is None and p.backend == "keypoint_fit"
+    assert p.mano_dir is None and p.crop_mode == "detect" and p.crop_roi is None and p.method == "keypoint_fit"
     assert p.device == "auto" and p.precision == "fp32" and p.publish_tf and not p.publish_joint_tf
 
 
@@ -24,7 +24,7 @@ def test_the_shipped_yaml_lists_every_parameter_and_validates():
 
 @pytest.mark.parametrize("values, message", [
     ({"crop_mode": "square"}, "crop_mode: 'square' is not one of center, full, roi, detect"),
-    ({"backend": "hamer"}, "backend: 'hamer' is not one of dir, keypoint_fit"),
+    ({"method": "hamer"}, "method: 'hamer' is not one of dir, keypoint_fit"),
     ({"crop_mode": "roi"}, "crop_roi: crop_mode roi needs [cx, cy, side]"),
     ({"crop_mode": "roi", "crop_roi": [10.0, 10.0, -5.0]}, "side > 0"),
     ({"device": "gpu"}, "device: 'gpu' is not auto, cpu, cuda or cuda:N"),
@@ -37,7 +37,7 @@ def test_the_shipped_yaml_lists_every_parameter_and_validates():
     ({"publish_tf": "yes"}, "publish_tf: expected true or false"),
     ({"frame_prefix": "/abs"}, "frame_prefix"),
     ({"diagnostics_period_s": float("nan")}, "diagnostics_period_s: expected a finite number"),
-    ({"backend": "dir", "checkpoint": "/nonexistent/w.safetensors"}, "checkpoint: /nonexistent/w.safetensors does not exist"),
+    ({"method": "dir", "checkpoint": "/nonexistent/w.safetensors"}, "checkpoint: /nonexistent/w.safetensors does not exist"),
     ({"mano_dir": "/nonexistent/mano"}, "mano_dir: /nonexistent/mano is not a directory"),
     ({"crop_mod": "center"}, "unknown parameter(s) crop_mod"),
     ({"image_topic": "camera//image"}, "image_topic: 'camera//image' is not a valid ROS 2 topic name"),

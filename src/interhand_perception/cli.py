@@ -16,7 +16,7 @@ EPILOG = """\
 examples:
   interhand demo                                               hands_node on a synthetic camera over ROS 2
   interhand infer photo.jpg                                    hands in a photo/folder/video (MediaPipe + fit)
-  interhand infer clip.mp4 --backend dir --fx 600              the same with DIR
+  interhand infer clip.mp4 --method dir --fx 600               the same with DIR
   interhand train --config configs/demo_r18_128.yaml          train the demo model (CPU ok)
   torchrun --nproc_per_node 2 -m interhand_perception.cli train --config C.yaml   (DDP)
   interhand eval --checkpoint weights/demo_r18_128.safetensors  metrics on the synthetic test split
@@ -69,22 +69,22 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 def _cmd_infer(args: argparse.Namespace) -> int:
     from .ros.params import ConfigError, validate
-    from .runtime.backends import BackendUnavailable, build_backend
+    from .runtime.methods import MethodUnavailable, build_method
     from .runtime.infer import run_infer
 
     try:
-        params = validate({"backend": args.backend, "checkpoint": args.checkpoint or "", "mano_dir": args.mano_dir or "",
+        params = validate({"method": args.method, "checkpoint": args.checkpoint or "", "mano_dir": args.mano_dir or "",
                            "device": args.device, "crop_mode": args.crop_mode})
-        backend, models, model_id, device = build_backend(params)
-    except (ConfigError, BackendUnavailable) as e:
+        method, models, model_id, device = build_method(params)
+    except (ConfigError, MethodUnavailable) as e:
         print(f"interhand infer: {e}", file=sys.stderr)
         return 2
     faces = {s: m.faces for s, m in models.items()}
     intr = {"fx": args.fx, "fy": args.fy, "cx": args.cx, "cy": args.cy, "hfov_deg": args.hfov}
-    res = run_infer(args.path, backend, faces, args.out, intr, mirrored=args.mirrored, smoothing=not args.no_smoothing,
+    res = run_infer(args.path, method, faces, args.out, intr, mirrored=args.mirrored, smoothing=not args.no_smoothing,
                     fmt=args.format, max_frames=args.max_frames, min_confidence=args.min_confidence,
                     show_image=not args.no_image)
-    print(f"{res['frames']} frame(s), {res['hands']} hand(s) ({args.backend}, {model_id} on {device})")
+    print(f"{res['frames']} frame(s), {res['hands']} hand(s) ({args.method}, {model_id} on {device})")
     for f in res["outputs"][:10]:
         print(f"wrote {f}")
     if len(res["outputs"]) > 10:
@@ -176,7 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(hands.json, or hands.npz with the vertices). Positions are metres in the camera frame, from --fx/--fy/--cx/--cy "
         "or an assumed field of view (--hfov).")
     i.add_argument("path", help="image, folder of images, or video file")
-    i.add_argument("--backend", default="keypoint_fit", choices=("keypoint_fit", "dir"),
+    i.add_argument("--method", default="keypoint_fit", choices=("keypoint_fit", "dir"),
                    help="keypoint_fit (MediaPipe + hand-model fit, no weights; default) or dir (the DIR network)")
     i.add_argument("--checkpoint", default=None, help="DIR weights (default: the demo weights)")
     i.add_argument("--crop-mode", default="detect", choices=("detect", "center", "full"),

@@ -91,7 +91,7 @@ class Rig:
     def __init__(self, checkpoint: str, name: str, **params):
         self.ns = f"/t{TOKEN}_{name}"
         self.prefix = f"{name}_"
-        values = {"backend": "dir", "crop_mode": "center", "checkpoint": checkpoint, "device": "cpu", "min_confidence": 0.0, "frame_prefix": self.prefix,
+        values = {"method": "dir", "crop_mode": "center", "checkpoint": checkpoint, "device": "cpu", "min_confidence": 0.0, "frame_prefix": self.prefix,
                   "diagnostics_period_s": 0.2, "camera_info_timeout_s": 0.5, **params}
         HandsNode = make_node_class()
         self.node = HandsNode(namespace=self.ns,
@@ -451,7 +451,7 @@ def test_newest_frame_only_drops_and_counts(rig):
 def test_startup_fails_clearly_in_process(ros_context, checkpoint, tmp_path):
     HandsNode = make_node_class()
     with pytest.raises(StartupError, match="checkpoint: .*nope.safetensors does not exist"):
-        HandsNode(parameter_overrides=[Parameter("backend", value="dir"),
+        HandsNode(parameter_overrides=[Parameter("method", value="dir"),
                                        Parameter("checkpoint", value=str(tmp_path / "nope.safetensors"))])
     with pytest.raises(StartupError, match="mano_dir: .* is not a directory"):
         HandsNode(parameter_overrides=[Parameter("checkpoint", value=checkpoint),
@@ -467,7 +467,7 @@ def test_startup_fails_clearly_in_process(ros_context, checkpoint, tmp_path):
 def test_startup_fails_clearly_as_an_executable(tmp_path):
     """The installed ``hands_node`` exits with status 2 and says what to fix."""
     exe = os.path.join(os.path.dirname(sys.executable), "hands_node")
-    proc = subprocess.run([exe, "--ros-args", "-p", "backend:=dir", "-p", f"checkpoint:={tmp_path / 'missing.safetensors'}"],
+    proc = subprocess.run([exe, "--ros-args", "-p", "method:=dir", "-p", f"checkpoint:={tmp_path / 'missing.safetensors'}"],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "cannot start" in proc.stderr and "missing.safetensors does not exist" in proc.stderr

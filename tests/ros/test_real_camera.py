@@ -29,7 +29,7 @@ BOXES = json.loads((Path(__file__).resolve().parents[1] / "data" / "real_hands_b
 @pytest.fixture(scope="module")
 def rig(ros_context):  # noqa: F811
     pytest.importorskip("mediapipe", reason="MediaPipe is not installed (scripts/setup.sh installs it)")
-    r = Rig("", "real", backend="keypoint_fit", crop_mode="detect", min_confidence=0.3)
+    r = Rig("", "real", method="keypoint_fit", crop_mode="detect", min_confidence=0.3)
     yield r
     r.close()
 
@@ -42,7 +42,7 @@ def _send(rig, rgb, k=None):
     return rig.send_until_answered(lambda: rig.send_image(img=np.ascontiguousarray(rgb))), k
 
 
-def test_default_backend_finds_both_hands_in_a_real_photo(rig):
+def test_default_method_finds_both_hands_in_a_real_photo(rig):
     if not (PHOTOS / PHOTO).is_file():
         pytest.skip(f"{PHOTOS / PHOTO} not present")
     rgb = cv2.cvtColor(cv2.imread(str(PHOTOS / PHOTO)), cv2.COLOR_BGR2RGB)
@@ -58,7 +58,7 @@ def test_default_backend_finds_both_hands_in_a_real_photo(rig):
         inside = (uv[:, 0] > x0 - m) & (uv[:, 0] < x1 + m) & (uv[:, 1] > y0 - m) & (uv[:, 1] < y1 + m)
         assert inside.mean() >= 0.9, f"the {ann} hand is not on the photo's {ann} hand"
     d = rig.wait_diag(lambda d: d.get("hands_detected") == "2", "diagnostics reporting two detected hands")
-    assert d["backend"] == "keypoint_fit"
+    assert d["method"] == "keypoint_fit"
 
 
 def test_blank_frame_publishes_no_hand_and_no_tf(rig):
@@ -77,7 +77,7 @@ def test_mirrored_camera_gives_the_true_frame_and_sides(ros_context):  # noqa: F
     pytest.importorskip("mediapipe")
     if not (PHOTOS / PHOTO).is_file():
         pytest.skip(f"{PHOTOS / PHOTO} not present")
-    rig = Rig("", "mirror", backend="keypoint_fit", crop_mode="detect", min_confidence=0.3, mirrored=True)
+    rig = Rig("", "mirror", method="keypoint_fit", crop_mode="detect", min_confidence=0.3, mirrored=True)
     try:
         rgb = cv2.cvtColor(cv2.imread(str(PHOTOS / PHOTO)), cv2.COLOR_BGR2RGB)
         h, w = rgb.shape[:2]

@@ -2,38 +2,52 @@
 
 Input per hand (MediaPipe Hands layout, 21 landmarks in ``JOINT_NAMES`` order): image pixels
 ``u_i`` (21, 2) and metric "world" landmarks ``X_i`` (21, 3). MediaPipe documents the world
-landmarks as metres with the origin at the hand's approximate geometric centre; we assume
-their axes are the camera's (x right, y down, z forward), i.e. they are camera-frame points up
-to an unknown translation. Pixels from MediaPipe's normalised landmarks: ``(x * W, y * H)``.
+landmarks as metres with the origin at the hand's approximate geometric centre, axes roughly
+the camera's (x right, y down, z away from the camera). On real photos they are rotated
+against the camera by 4-35 degrees (median 10; docs/keypoint_fit.md), so their rotation
+``R_w`` is estimated with a prior towards the identity. Pixels from MediaPipe's normalised
+landmarks: ``(x * W, y * H)``.
 
 Unknowns: root rotation ``R_0`` (updated as ``R_0 exp([d])``), the 15 full axis-angle joint
-rotations ``theta`` (mean pose included), betas ``b``, the wrist position ``T`` in the camera
-frame and the world landmarks' offset ``c`` (their origin is not the wrist). With ``P_i`` the
-model joints minus the model wrist (:func:`twist_swing.forward_kinematics`), minimise
+rotations ``theta`` (mean pose included), betas ``b`` (kept in ``[-b_max, b_max]``), the
+wrist position ``T`` in the camera frame, the world landmarks' offset ``c`` (their origin is
+not the wrist) and rotation ``R_w`` (``R_w exp([d])``). With ``P_i`` the model joints minus
+the model wrist (:func:`twist_swing.forward_kinematics`), minimise
 
-    E = sum_i rho(|P_i + c - X_i| / s_3d) + sum_i rho(|pi(T + P_i) - u_i| / s_2d)
+    E = sum_i rho(|P_i + c - R_w X_i| / s_3d) + sum_i rho(|pi(T + P_i) - u_i| / s_2d)
         + |max(0, theta - hi) - max(0, lo - theta)|^2 / s_lim^2 + |b|^2 / s_b^2
+        + |vee(R_w - R_w^T) / 2|^2 / s_w^2
 
 with ``pi`` the pinhole projection, ``[lo, hi]`` the pose prior's box
 (``pose_prior.pose_limits``) and Geman-McClure ``rho(e) = t^2 e^2 / (t^2 + e^2)`` per
 landmark (iteratively reweighted: weight ``(t^2 / (t^2 + e^2))^2``); ``t`` starts
 ``anneal`` times larger and shrinks over the first iterations (graduated non-convexity), so
-a bad landmark is first averaged in, then rejected. Jacobians are analytic: turning joint
+a bad landmark is first averaged in, then rejected. Per hand and term, ``t`` is at least
+``robust_median`` times the median normalised residual: a term whose landmarks are all far
+off (a start far from the pixels) stays in the fit instead of being rejected as a whole.
+The rotation prior's vector ``vee(R_w - R_w^T) / 2 = sin(angle) axis`` changes by
+``(tr(R_w) I - R_w^T) d / 2`` for the step ``d``. Jacobians are analytic: turning joint
 ``k`` by ``G_k d`` moves a point ``p`` it carries by ``-[p - p_k] G_k d`` (fingertips: the
 skinning-weighted sum, plus their pose correctives through ``dR_k = R_k [J_r dtheta_k]``),
 axis-angle steps map through the right Jacobian of SO(3),
-``J_r(t) = I - (1 - cos|t|)/|t|^2 [t] + (|t| - sin|t|)/|t|^3 [t]^2``, and betas move the rest
-bones linearly. Only the 21 joints are evaluated per iteration; the mesh once at the end.
+``J_r(t) = I - (1 - cos|t|)/|t|^2 [t] + (|t| - sin|t|)/|t|^3 [t]^2``, betas move the rest
+bones linearly and the world rotation moves ``R_w X`` by ``[R_w X] R_w d``. Only the 21
+joints are evaluated per iteration; the mesh once at the end.
 
-Start: betas from bone lengths, rotations by twist-swing (:mod:`twist_swing`) on the
-wrist-relative world landmarks, ``c`` the mean offset, ``T`` by linear least squares of
-``fx (T_x + P_x) = (u - cx) (T_z + P_z)`` (and y) over the 21 joints, as
-``runtime.placement`` does.
+Start: betas from bone lengths (clamped), then the pixels lifted to 3D: the wrist-relative
+world landmarks are placed by the linear least squares of ``fx (T_x + X_x) = (u - cx) (T_z +
+X_z)`` (and y; as ``runtime.placement`` does) and each pixel is back-projected to its
+landmark's depth (a pixel far from its placed landmark, more than 3 times the median, keeps
+the landmark). Twist-swing (:mod:`twist_swing`) on these points gives a pose that agrees
+with the pixels and takes only the depths from the world landmarks; ``T`` is solved again
+for the posed model, ``R_w`` is the Kabsch rotation of the world landmarks onto it and ``c``
+the mean offset. (Twist-swing on the world landmarks alone can start so far from the pixels
+that the robust 2D term rejects them all; see docs/keypoint_fit.md.)
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields, is_dataclass, replace
+from dataclasses import dataclass, field, fields, is_dataclass, replace
 from typing import Any, Mapping
 
 import numpy as np
@@ -69,8 +83,10 @@ class FitConfig:
     fit_shape: bool = True
     twist: str = "anatomical"
     max_betas: float = 3.0         # betas are kept in [-max_betas, max_betas]
-    sigma_world_rotation: float = 0.5  # rad, prior on the world landmarks' rotation; 0: fixed at I
+    sigma_world_rotation: float = 0.2  # rad, prior on the world landmarks' rotation; 0: fixed at I
     lift_iterations: int = 1       # start: IK on the pixels lifted to the model's depths
+    confidence_2d: float = 0.04    # mean pixel error (fraction of the hand's size) halving the confidence
+    confidence_3d: float = 0.012   # mean world-landmark error (m) halving the confidence
 
 
 @dataclass
@@ -160,49 +176,6 @@ def solve_translation(uv: torch.Tensor, rel: torch.Tensor, intr: torch.Tensor) -
     return torch.linalg.solve(a.transpose(1, 2) @ a, (a.transpose(1, 2) @ b[..., None]))[..., 0]
 
 
-def solve_pose(uv: torch.Tensor, rel: torch.Tensor, intr: torch.Tensor,
-               iterations: int = 6) -> tuple[torch.Tensor, torch.Tensor]:
-    """Rigid pose (R (B, 3, 3), T (B, 3)) with ``pi(T + R rel_i) ~ u_i`` (a robust PnP).
-
-    Levenberg-Marquardt on ``R exp([d])`` and ``T`` from ``R = I`` and the linear ``T``
-    (:func:`solve_translation`), Cauchy weights ``1 / (1 + (e / s)^2)`` with ``s`` twice the
-    median pixel error (+ 1 px), a step kept per hand only if the weighted cost drops.
-    """
-    b = uv.shape[0]
-    rot = torch.eye(3, dtype=uv.dtype).expand(b, 3, 3).clone()
-    transl = solve_translation(uv, rel, intr)
-    lam = torch.full((b,), 1e-3, dtype=uv.dtype)
-    eye3 = torch.eye(3, dtype=uv.dtype).expand(b, rel.shape[1], 3, 3)
-
-    def residual(r: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        pts = rel @ r.transpose(1, 2)
-        pix, dproj = project(t[:, None] + pts, intr)
-        return pts, pix - uv, dproj
-
-    pts, res, dproj = residual(rot, transl)
-    for _ in range(iterations):
-        err = res.norm(dim=-1)
-        scale = 2.0 * err.median(-1).values[:, None] + 1.0
-        w = 1.0 / (1.0 + (err / scale) ** 2)
-        cost = (w * err ** 2).sum(-1)
-        jac = dproj @ torch.cat([-L.skew(pts), eye3], -1)    # (B, N, 2, 6); step exp([d]) R
-        wj = (w[..., None, None] * jac).flatten(1, 2).transpose(1, 2)
-        hess, grad = wj @ jac.flatten(1, 2), (wj @ res.flatten(1, 2)[..., None])[..., 0]
-        diag = torch.diagonal(hess, dim1=-2, dim2=-1)
-        diag += lam[:, None] * (diag + 1e-9)
-        step = -torch.linalg.solve(hess, grad[..., None])[..., 0]
-        new_rot = L.batch_rodrigues(step[:, :3]) @ rot
-        new_t = transl + step[:, 3:]
-        new = residual(new_rot, new_t)
-        ok = torch.isfinite(new[1]).all(-1).all(-1) & (new_t[:, 2] > 0) \
-            & ((w * new[1].norm(dim=-1) ** 2).sum(-1) < cost)
-        rot, transl = torch.where(ok[:, None, None], new_rot, rot), torch.where(ok[:, None], new_t, transl)
-        pts, res, dproj = (torch.where(ok.view(-1, *[1] * (a.ndim - 1)), a, c)
-                           for a, c in zip(new, (pts, res, dproj)))
-        lam = torch.where(ok, (lam * 0.3).clamp_min(1e-7), (lam * 10.0).clamp_max(1e4))
-    return rot, transl
-
-
 def geman_mcclure(e: torch.Tensor, t: float) -> tuple[torch.Tensor, torch.Tensor]:
     """Cost ``t^2 e^2 / (t^2 + e^2)`` and IRLS weight ``(t^2 / (t^2 + e^2))^2`` of norms e."""
     den = t * t + e * e
@@ -274,6 +247,12 @@ def energy(state: FitState, r3: torch.Tensor, r2: torch.Tensor, limits: tuple, c
             + (0.0 if prior is None else (prior[0] ** 2).sum(-1)))
 
 
+def world_jacobian(state: FitState, rel: torch.Tensor, r3: torch.Tensor) -> torch.Tensor:
+    """d(3D residuals) / d(world rotation step) (B, 21, 3, 3): for ``R_w exp([d])``,
+    ``d(P + c - R_w exp([d]) X) = R_w [X]_x d = [R_w X]_x R_w d`` (``R_w X = P + c - r3``)."""
+    return L.skew(rel + state.offset[:, None] - r3) @ state.world_rot[:, None]
+
+
 def lm_step(sk: HandSkeleton, state: FitState, kin: Kinematics, rel: torch.Tensor, r3: torch.Tensor,
             r2: torch.Tensor, intr: torch.Tensor, limits: tuple, cfg: FitConfig, sc: Scales,
             lam: torch.Tensor) -> FitState:
@@ -290,9 +269,9 @@ def lm_step(sk: HandSkeleton, state: FitState, kin: Kinematics, rel: torch.Tenso
     zero3 = torch.zeros_like(eye3)
     _, dproj = project(state.transl[:, None] + rel, intr)
     blocks2, blocks3 = [j_rel, eye3, zero3], [j_rel, zero3, eye3]
-    if prior_w is not None:        # d(P + c - R_w exp([d]) X) = R_w [X]_x d = [R_w X]_x R_w d
+    if prior_w is not None:
         blocks2.append(zero3)
-        blocks3.append(L.skew(rel + state.offset[:, None] - r3) @ state.world_rot[:, None])
+        blocks3.append(world_jacobian(state, rel, r3))
     j2 = torch.einsum("bicd,bidn->bicn", dproj, torch.cat(blocks2, -1)) / cfg.sigma_2d
     j3 = torch.cat(blocks3, -1) / cfg.sigma_3d
     e3, e2 = r3 / cfg.sigma_3d, r2 / cfg.sigma_2d
@@ -334,18 +313,19 @@ def initial_state(sk: HandSkeleton, uv: torch.Tensor, world: torch.Tensor, intr:
         if cfg.fit_shape else world.new_zeros(world.shape[0], sk.j_dirs.shape[-1])
     betas = betas.clamp(-cfg.max_betas, cfg.max_betas)
     box = None if limits is None else tuple(lim.reshape(15, 3) for lim in limits)
+    fx, fy, cx, cy = intr
+    for _ in range(cfg.lift_iterations):   # pixels lifted to the depths of the target's points
+        points = solve_translation(uv, target, intr)[:, None] + target
+        z = points[..., 2].clamp_min(0.05)
+        lifted = torch.stack([(uv[..., 0] - cx) / fx * z, (uv[..., 1] - cy) / fy * z, z], -1)
+        miss = (project(points, intr)[0] - uv).norm(dim=-1)     # a pixel far off: keep the point
+        far = miss > torch.clamp_min(3.0 * miss.median(-1, keepdim=True).values, cfg.robust * cfg.sigma_2d)
+        lifted = torch.where(far[..., None], points, lifted)
+        target = lifted - lifted[:, :1]
     rots = twist_swing_ik(sk, target, betas, twist=cfg.twist, limits=box)
     kin = forward_kinematics(sk, rots, betas)
     rel = kin.joints - kin.joints[:, :1]
     transl = solve_translation(uv, rel, intr)
-    fx, fy, cx, cy = intr
-    for _ in range(cfg.lift_iterations):   # pixels lifted to the current model's depths
-        z = (transl[:, 2:3] + rel[..., 2]).clamp_min(0.05)
-        lifted = torch.stack([(uv[..., 0] - cx) / fx * z, (uv[..., 1] - cy) / fy * z, z], -1)
-        rots = twist_swing_ik(sk, lifted - lifted[:, :1], betas, twist=cfg.twist, limits=box)
-        kin = forward_kinematics(sk, rots, betas)
-        rel = kin.joints - kin.joints[:, :1]
-        transl = solve_translation(uv, rel, intr)
     rot = None
     if cfg.sigma_world_rotation > 0:       # world axes -> camera axes, as the model now stands
         rot = kabsch(world - world.mean(1, keepdim=True), rel - rel.mean(1, keepdim=True))
@@ -432,8 +412,13 @@ class FitResult:
         error_2d: mean pixel distance to the landmarks; error_3d: mean distance (mm) to the
             world landmarks after their offset.
         landmark_weights: (21,) final robust weights of the pixels (near 0: rejected).
-        confidence: ``score / ((1 + (error_2d / 2 s_2d)^2) (1 + (error_3d / 2 s_3d)^2))``;
-            0 when the fit is not finite or the wrist is not in front of the camera.
+        world_rotation: (3,) axis-angle of the estimated rotation of the world landmarks into
+            the camera frame (zeros when ``FitConfig.sigma_world_rotation`` is 0).
+        hand_size: larger side (px) of the landmarks' bounding box.
+        confidence: ``score / ((1 + (error_2d / (c_2d hand_size))^2) (1 + (error_3d / c_3d)^2))``
+            (``FitConfig.confidence_2d`` = 4 % of the hand, ``confidence_3d`` = 12 mm: a fit
+            off by that much in either halves the score); 0 when the fit is not finite or the
+            wrist is not in front of the camera.
     """
 
     side: str
@@ -450,6 +435,8 @@ class FitResult:
     error_3d: float
     landmark_weights: np.ndarray
     confidence: float
+    hand_size: float = float("nan")
+    world_rotation: np.ndarray = field(default_factory=lambda: np.zeros(3))
 
 
 def intrinsics_vector(intrinsics: Any) -> torch.Tensor:
@@ -460,6 +447,13 @@ def intrinsics_vector(intrinsics: Any) -> torch.Tensor:
     if out.numel() != 4 or not bool(torch.isfinite(out).all()) or min(out[0], out[1]) <= 0:
         raise ValueError(f"intrinsics must be finite (fx, fy, cx, cy) with fx, fy > 0, got {vals}")
     return out
+
+
+def confidence(score: float, error_2d: float, error_3d: float, hand_size: float, cfg: FitConfig) -> float:
+    """``score / ((1 + (e_2d / (c_2d size))^2) (1 + (e_3d / c_3d)^2))`` (pixels relative to
+    the hand's size in the image, world landmarks in metres; see :class:`FitResult`)."""
+    rel = error_2d / max(cfg.confidence_2d * hand_size, 1e-9)
+    return score / ((1.0 + rel ** 2) * (1.0 + (error_3d / cfg.confidence_3d) ** 2))
 
 
 def fit_hands(detections: Mapping[str, Detection], intrinsics: Any, hand_models: Mapping[str, Any],
@@ -513,7 +507,8 @@ def fit_hands(detections: Mapping[str, Detection], intrinsics: Any, hand_models:
         rel = fit["rel"][0].numpy()
         wrist = st.transl[0].numpy()
         e2, e3 = float(fit["err2d"][0]), float(fit["err3d"][0])
-        conf = score / ((1 + (e2 / (2 * cfg.sigma_2d)) ** 2) * (1 + (e3 / (2 * cfg.sigma_3d)) ** 2))
+        size = float(np.ptp(uv.numpy(), axis=0).max())
+        conf = confidence(score, e2, e3, size, cfg)
         if not (np.isfinite(rel).all() and np.isfinite(verts_rel).all() and wrist[2] > 0):
             conf = 0.0                          # diverged or behind the camera: do not use
         out[side] = FitResult(
@@ -522,7 +517,8 @@ def fit_hands(detections: Mapping[str, Detection], intrinsics: Any, hand_models:
             joints2d=project(fit["joints"], intr)[0][0].numpy(), wrist=wrist,
             global_orient=orient[0].numpy(), hand_pose=full[0].numpy(), betas=st.betas[0].numpy(),
             error_2d=e2, error_3d=e3 * 1000.0, landmark_weights=fit["weights2d"][0].numpy(),
-            confidence=float(conf))
+            confidence=float(conf), hand_size=size,
+            world_rotation=np.zeros(3) if st.world_rot is None else L.matrix_to_axis_angle(st.world_rot)[0].numpy())
     return out
 
 

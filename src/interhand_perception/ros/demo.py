@@ -93,7 +93,7 @@ def draw_frame(gt: dict, msg, faces: dict | None) -> np.ndarray:
 
 def _start_node(args, image_topic: str, info_topic: str, env: dict) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "interhand_perception.ros.hands_node", "--ros-args",
-           "--params-file", str(NODE_CONFIG), "-p", "backend:=dir", "-p", "crop_mode:=center", "-p", f"checkpoint:={args.checkpoint}",
+           "--params-file", str(NODE_CONFIG), "-p", "method:=dir", "-p", "crop_mode:=center", "-p", f"checkpoint:={args.checkpoint}",
            "-p", f"device:={args.device}",
            "-r", f"image:={image_topic}", "-r", f"camera_info:={info_topic}", "-r", "__ns:=/demo"]
     return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

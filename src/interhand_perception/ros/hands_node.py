@@ -27,7 +27,7 @@ from ..runtime.depth import DepthBuffer, depth_to_metres
 from ..runtime.frame_stats import FrameStats, LatestSlot, RateLimitedLog
 from ..runtime.image_input import InputError, compressed_to_rgb, image_to_rgb
 from ..runtime.placement import assumed_intrinsics, intrinsics_from_camera_info
-from ..runtime.backends import BackendUnavailable, build_backend
+from ..runtime.methods import MethodUnavailable, build_method
 from .params import PARAMETERS, ConfigError, validate
 
 NODE_NAME = "hands_node"
@@ -59,7 +59,7 @@ def make_node_class():
     from tf2_msgs.msg import TFMessage
     from visualization_msgs.msg import MarkerArray
 
-    from ..runtime.backends import unmirror
+    from ..runtime.methods import unmirror
     from ..runtime.refine import OutputRefiner, RefineConfig
     from . import conversions as conv
 
@@ -78,8 +78,8 @@ def make_node_class():
                 raise StartupError(str(e)) from e
             p = self.params
             try:
-                self.backend, self.hand_models, self.model_id, self.device = build_backend(p)
-            except BackendUnavailable as e:
+                self.method, self.hand_models, self.model_id, self.device = build_method(p)
+            except MethodUnavailable as e:
                 raise StartupError(str(e)) from e
             ids = {s: getattr(m, "fingerprint", "?") for s, m in self.hand_models.items()}
             self.hand_model_id = f"{ids['left']}+{ids['right']}"
@@ -90,7 +90,7 @@ def make_node_class():
                 resolve_penetration=p.resolve_penetration), self.faces)
             self.depth_buffer = DepthBuffer(max_age_s=p.depth_max_age_s) if p.depth_topic else None
             self._last_refine: dict = {}
-            self._last_backend: dict = {}
+            self._last_method: dict = {}
             self.stats = FrameStats()
             self.warn_limiter = RateLimitedLog(p.warn_period_s)
             self.slot = LatestSlot()
@@ -141,8 +141,8 @@ def make_node_class():
             self._worker = threading.Thread(target=self._work, name="hands_node_worker", daemon=True)
             self._worker.start()
             self.get_logger().info(
-                f"ready: {p.backend} ({self.model_id}) on {self.device}, hand model "
-                f"{self.hand_model_id}, crop {p.crop_mode if p.backend == 'dir' else 'detect'}, listening on {self.resolve_topic_name(self.image_topic)} "
+                f"ready: {p.method} ({self.model_id}) on {self.device}, hand model "
+                f"{self.hand_model_id}, crop {p.crop_mode if p.method == 'dir' else 'detect'}, listening on {self.resolve_topic_name(self.image_topic)} "
                 f"and {self.resolve_topic_name(p.camera_info_topic)}")
 
         # ---------------------------------------------------------------- callbacks (executor)
@@ -216,7 +216,7 @@ def make_node_class():
             if p.mirrored:
                 rgb, intr = unmirror(rgb, intr)
             stamp_s = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
-            frame, self._last_backend = self.backend(rgb, intr, stamp_s)
+            frame, self._last_method = self.method(rgb, intr, stamp_s)
             header = self._Header(stamp=msg.header.stamp, frame_id=msg.header.frame_id)
             if not header.frame_id:
                 self._bad_input("frame_id", f"input image has an empty header.frame_id; publishing in '{FALLBACK_FRAME}'")
@@ -267,9 +267,9 @@ def make_node_class():
                 problems.append(f"recent error: {snap.get('last_error', '')}")
             refine = self._last_refine
             extra = {}
-            if self._last_backend.get("found") is not None:
-                extra["hands_detected"] = self._last_backend["found"]
-                extra["detection"] = self._last_backend.get("reason", "")
+            if self._last_method.get("found") is not None:
+                extra["hands_detected"] = self._last_method["found"]
+                extra["detection"] = self._last_method.get("reason", "")
             if "penetration_cm3" in refine:
                 extra["penetration_cm3"] = refine["penetration_cm3"]
                 extra["penetration_after_cm3"] = refine["penetration_after_cm3"]
@@ -278,7 +278,7 @@ def make_node_class():
                                   f"{self.params.depth_max_age_s:g} s of the frame")
                 extra["depth_used_left_right"] = str(refine.get("depth", [False, False]))
             values = {**snap, **extra, "intrinsics": "camera_info" if has_info else f"assumed ({self.params.assumed_hfov_deg:g} deg hfov)",
-                      "device": self.device, "backend": self.params.backend, "model_id": self.model_id,
+                      "device": self.device, "method": self.params.method, "model_id": self.model_id,
                       "image_topic": self.resolve_topic_name(self.image_topic)}
             self.pub_diag.publish(conv.diagnostics_msg(self.get_clock().now().to_msg(), f"{self.get_fully_qualified_name()}: hand reconstruction",
                                                        self.model_id, level,

@@ -29,7 +29,7 @@ class Param:
 
 # name -> (default, description). Types follow the defaults (bool, int, float, str, list of float).
 PARAMETERS: dict[str, Param] = {
-    "backend": Param("keypoint_fit", "dir (the DIR network; needs weights) | keypoint_fit (MediaPipe landmarks + hand-model fit; no weights, works on real cameras today)"),
+    "method": Param("keypoint_fit", "dir (the DIR network; needs weights) | keypoint_fit (MediaPipe landmarks + hand-model fit; no weights, works on real cameras today)"),
     "checkpoint": Param("", "DIR checkpoint (.safetensors written by `interhand train`); empty = the shipped demo weights"),
     "mano_dir": Param("", "folder with MANO_RIGHT.pkl and MANO_LEFT.pkl; empty = the hand model the checkpoint was trained with (built-in)"),
     "device": Param("auto", "auto | cpu | cuda | cuda:N (auto = CUDA when available)"),
@@ -45,7 +45,7 @@ PARAMETERS: dict[str, Param] = {
     "publish_markers": Param(True, "publish hands/markers (MarkerArray: meshes and skeletons)"),
     "publish_wrist_poses": Param(True, "publish hands/left_wrist_pose and hands/right_wrist_pose (PoseStamped)"),
     "publish_mesh": Param(True, "fill Hand.vertices and publish the faces once on hands/mesh (transient local)"),
-    "crop_mode": Param("detect", "backend dir: detect (MediaPipe finds both hands) | center (largest centred square) | full (whole image, letterboxed) | roi (crop_roi)"),
+    "crop_mode": Param("detect", "method dir: detect (MediaPipe finds both hands) | center (largest centred square) | full (whole image, letterboxed) | roi (crop_roi)"),
     "mirrored": Param(False, "the camera image is a mirror image (selfie / front camera): un-mirrored first, so outputs stay in the true optical frame with the person's own sides"),
     "carry_frames": Param(5, "detector misses bridged by the last crop before the hands are dropped (crop_mode detect)"),
     "unseen_hand_min_confidence": Param(0.95, "crop_mode detect: a DIR hand the detector did not find counts only above this confidence"),
@@ -79,7 +79,7 @@ TOPIC_RE = re.compile(r"^~?/?[A-Za-z_][A-Za-z0-9_]*(/[A-Za-z_][A-Za-z0-9_]*)*$")
 class NodeParams:
     """Validated parameters; see :data:`PARAMETERS` for the meaning of each field."""
 
-    backend: str
+    method: str
     checkpoint: str
     mano_dir: str | None
     device: str
@@ -168,9 +168,9 @@ def validate(values: dict[str, Any]) -> NodeParams:
             errors.append(f"{name}: expected a string, got {v[name]!r}")
             v[name] = str(v[name])
 
-    backend = _choice(errors, "backend", v["backend"], ("dir", "keypoint_fit"))
+    method = _choice(errors, "method", v["method"], ("dir", "keypoint_fit"))
     ckpt = resolve_checkpoint(v["checkpoint"])
-    if backend == "dir" and not ckpt.is_file():
+    if method == "dir" and not ckpt.is_file():
         hint = ("the shipped demo weights are missing from this checkout (weights/ is part of the repository)"
                 if not v["checkpoint"] else "set `checkpoint` to a .safetensors file written by `interhand train`")
         errors.append(f"checkpoint: {ckpt} does not exist ({hint})")
@@ -229,7 +229,7 @@ def validate(values: dict[str, Any]) -> NodeParams:
         raise ConfigError("invalid hands_node parameters (config/hands.yaml or --ros-args -p):\n  - "
                           + "\n  - ".join(errors))
     return NodeParams(
-        backend=backend, checkpoint=str(ckpt), mano_dir=mano_dir, device=v["device"], precision=v["precision"],
+        method=method, checkpoint=str(ckpt), mano_dir=mano_dir, device=v["device"], precision=v["precision"],
         image_topic=v["image_topic"], camera_info_topic=v["camera_info_topic"], output_topic=v["output_topic"],
         image_transport=v["image_transport"], image_qos=v["image_qos"], frame_prefix=v["frame_prefix"],
         **flags, crop_mode=crop_mode, crop_roi=roi, carry_frames=int(carry), unseen_hand_min_confidence=unseen, placement=placement, depth_topic=v["depth_topic"],

@@ -1,6 +1,6 @@
 """``interhand infer PATH``: the node's processing on an image, a folder of images or a video.
 
-Each frame goes through exactly what ``hands_node`` runs (a back-end, then depth-free
+Each frame goes through exactly what ``hands_node`` runs (a reconstruction method, then depth-free
 refinement: smoothing for videos, the interpenetration measure), with intrinsics from
 ``--fx/--fy/--cx/--cy`` or an assumed field of view. Outputs, in ``--out``:
 
@@ -69,12 +69,12 @@ def frame_record(source: str, t: float, frame, valid: np.ndarray, report: dict) 
             "penetration_cm3": report.get("penetration_cm3")}
 
 
-def run_infer(path: str, backend, faces: dict, out_dir: str, intr_args: dict, mirrored: bool = False,
+def run_infer(path: str, method, faces: dict, out_dir: str, intr_args: dict, mirrored: bool = False,
               smoothing: bool = True, fmt: str = "json", max_frames: int | None = None,
               min_confidence: float = 0.3, height: int = 360, show_image: bool = True) -> dict:
-    """Run ``backend`` over PATH and write overlays + outputs; returns a summary dict."""
+    """Run ``method`` (``runtime.methods``) over PATH and write overlays + outputs; returns a summary dict."""
     from ..visualization.camera_overlay import panel
-    from .backends import unmirror
+    from .methods import unmirror
     from .refine import OutputRefiner, RefineConfig
 
     kind, files = list_inputs(Path(path))
@@ -117,7 +117,7 @@ def run_infer(path: str, backend, faces: dict, out_dir: str, intr_args: dict, mi
         intr = intrinsics_for(w, h, **intr_args)
         if mirrored:
             rgb, intr = unmirror(rgb, intr)
-        frame, report = backend(rgb, intr, t)
+        frame, report = method(rgb, intr, t)
         valid = frame.confidence >= min_confidence
         frame, valid, ref = refiner(frame, valid, t, intr)
         report.update({k: v for k, v in ref.items() if k.startswith("penetration")})

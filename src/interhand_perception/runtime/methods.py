@@ -1,21 +1,21 @@
-"""The two reconstruction back-ends behind one call (ROS-free): DIR, and keypoint fitting.
+"""The two reconstruction methods behind one call (ROS-free): DIR, and keypoint fitting.
 
 Both take an RGB frame, its intrinsics and its time, and return a
 :class:`~interhand_perception.runtime.pipeline.FrameResult` (hands in metres in the camera
 frame, confidence, pose and shape per hand) plus a small report; the node, ``interhand infer``
 and the tests call them alike.
 
-* :class:`DIRBackend`: DIR on a square crop. The crop is fixed (``center``/``full``/``roi``) or
+* :class:`DIRMethod`: DIR on a square crop. The crop is fixed (``center``/``full``/``roi``) or
   found by MediaPipe (``detect``: both hands, widened around a lone hand, carried over a few
   missed frames by :class:`~interhand_perception.detection.CropTracker`, re-centred on DIR's
   own two-hand prediction). With a detector, the detector's sides and DIR's left/right
   assignment are reconciled (``detection.handedness``), and a DIR hand the detector did not
   see must be confidently supported by DIR's own segmentation to count.
-* :class:`KeypointFitBackend`: MediaPipe's landmarks, and the hand model fitted to them
+* :class:`KeypointFitMethod`: MediaPipe's landmarks, and the hand model fitted to them
   (``fitting``): no DIR weights needed. What makes the node useful on real cameras until DIR
   weights trained on real data exist. A hand the detector did not find is not valid.
 
-Mirrored (selfie) cameras are handled before either back-end: :func:`unmirror` flips the image
+Mirrored (selfie) cameras are handled before either method: :func:`unmirror` flips the image
 and the principal point back, so that outputs are in the true, right-handed optical frame and
 sides are always the person's own.
 """
@@ -73,7 +73,7 @@ def _swap_sides(frame: FrameResult) -> FrameResult:
                    betas=frame.betas[::-1].copy())
 
 
-class DIRBackend:
+class DIRMethod:
     """DIR on a fixed or detected crop.
 
     Args:
@@ -141,7 +141,7 @@ class DIRBackend:
         return frame, report
 
 
-class KeypointFitBackend:
+class KeypointFitMethod:
     """MediaPipe landmarks + hand-model fitting.
 
     Args:
@@ -192,8 +192,8 @@ class KeypointFitBackend:
 
 
 # ----------------------------------------------------------------------------- construction
-class BackendUnavailable(RuntimeError):
-    """A back-end cannot be built: missing weights, hand-model files or detector."""
+class MethodUnavailable(RuntimeError):
+    """A method cannot be built: missing weights, hand-model files or detector."""
 
 
 def file_id(path: str) -> str:
@@ -206,42 +206,42 @@ def file_id(path: str) -> str:
 
 
 def load_reconstructor(p):
-    """The :class:`HandReconstructor` of the parameters, or :class:`BackendUnavailable` saying why not."""
+    """The :class:`HandReconstructor` of the parameters, or :class:`MethodUnavailable` saying why not."""
     from .reconstructor import HandReconstructor
 
     try:
         return HandReconstructor.from_checkpoint(p.checkpoint, device=p.device, mano_dir=p.mano_dir,
                                                  precision=p.precision)
     except (FileNotFoundError, ValueError, KeyError, OSError) as e:
-        raise BackendUnavailable(f"cannot load the reconstruction model: {e}") from e
+        raise MethodUnavailable(f"cannot load the reconstruction model: {e}") from e
 
 
-def build_backend(p) -> tuple:
-    """(backend, hand_models, model_id, device name) for validated node parameters (``ros.params``).
+def build_method(p) -> tuple:
+    """(method, hand_models, model_id, device name) for validated node parameters (``ros.params``).
 
     Raises:
-        BackendUnavailable: the weights, hand model or detector cannot be loaded (says why).
+        MethodUnavailable: the weights, hand model or detector cannot be loaded (says why).
     """
     detector = None
-    if p.backend == "keypoint_fit" or p.crop_mode == "detect":
+    if p.method == "keypoint_fit" or p.crop_mode == "detect":
         from ..detection import DetectorUnavailable, MediaPipeHands
 
         detector = MediaPipeHands()
         try:
             detector.detect(np.zeros((64, 64, 3), np.uint8))  # loads MediaPipe and its models now
         except DetectorUnavailable as e:
-            raise BackendUnavailable(f"the hand detector is not available: {e}") from e
-    if p.backend == "dir":
+            raise MethodUnavailable(f"the hand detector is not available: {e}") from e
+    if p.method == "dir":
         rec = load_reconstructor(p)
-        backend = DIRBackend(rec, p.crop_mode, p.crop_roi, p.placement, detector=detector,
+        method = DIRMethod(rec, p.crop_mode, p.crop_roi, p.placement, detector=detector,
                              carry_frames=p.carry_frames, unseen_min_confidence=p.unseen_hand_min_confidence)
-        return backend, rec.hand_models, file_id(p.checkpoint), str(rec.device)
+        return method, rec.hand_models, file_id(p.checkpoint), str(rec.device)
     from ..hand_model import load_hand_model
 
     try:
         models = {s: load_hand_model(s, p.mano_dir) for s in ("left", "right")}
     except (FileNotFoundError, ValueError, KeyError, OSError) as e:
-        raise BackendUnavailable(f"cannot load the hand model: {e}") from e
+        raise MethodUnavailable(f"cannot load the hand model: {e}") from e
     import mediapipe
 
-    return KeypointFitBackend(models, detector), models, f"mediapipe-{mediapipe.__version__}+keypoint_fit", "cpu"
+    return KeypointFitMethod(models, detector), models, f"mediapipe-{mediapipe.__version__}+keypoint_fit", "cpu"

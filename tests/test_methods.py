@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from interhand_perception.paths import DEMO_WEIGHTS, REPO_ROOT
-from interhand_perception.runtime.backends import crop_to_frame, unmirror
+from interhand_perception.runtime.methods import crop_to_frame, unmirror
 from interhand_perception.runtime.placement import assumed_intrinsics, project_points
 
 PHOTOS = REPO_ROOT.parent / "shared" / "real_hands"
@@ -51,17 +51,17 @@ def _photos_or_skip():
 
 
 @pytest.fixture(scope="module")
-def backends():
+def methods():
     _photos_or_skip()
     from interhand_perception.detection import MediaPipeHands
     from interhand_perception.hand_model import load_hand_model
-    from interhand_perception.runtime.backends import DIRBackend, KeypointFitBackend
+    from interhand_perception.runtime.methods import DIRMethod, KeypointFitMethod
     from interhand_perception.runtime.reconstructor import HandReconstructor
 
     det = MediaPipeHands()
     rec = HandReconstructor.from_checkpoint(DEMO_WEIGHTS, device="cpu")
     models = {s: load_hand_model(s) for s in ("left", "right")}
-    yield {"dir": DIRBackend(rec, "detect", detector=det), "keypoint_fit": KeypointFitBackend(models, det)}
+    yield {"dir": DIRMethod(rec, "detect", detector=det), "keypoint_fit": KeypointFitMethod(models, det)}
     det.close()
 
 
@@ -77,14 +77,14 @@ def _inside_some_hand(points2d: np.ndarray, boxes: list, grow: float = 0.25) -> 
 
 @pytest.mark.parametrize("name", sorted(ANNOTATIONS))
 @pytest.mark.parametrize("kind", ["keypoint_fit", "dir"])
-def test_backend_hands_are_finite_and_on_real_hands(backends, kind, name):
+def test_method_hands_are_finite_and_on_real_hands(methods, kind, name):
     rgb = cv2.cvtColor(cv2.imread(str(PHOTOS / name)), cv2.COLOR_BGR2RGB)
     h, w = rgb.shape[:2]
     intr = assumed_intrinsics(w, h, 60.0)
-    backend = backends[kind]
+    method = methods[kind]
     if kind == "dir":
-        backend.tracker.reset()  # photos are unrelated: no crop carried between them
-    frame, report = backend(rgb, intr, 0.0)
+        method.tracker.reset()  # photos are unrelated: no crop carried between them
+    frame, report = method(rgb, intr, 0.0)
     valid = frame.confidence >= 0.3
     assert report["found"] >= 1, f"{name}: the detector found no hand"
     assert valid.any(), f"{name}: {kind} returned no valid hand"
@@ -96,10 +96,10 @@ def test_backend_hands_are_finite_and_on_real_hands(backends, kind, name):
         assert _inside_some_hand(uv, boxes) >= 0.9, f"{name}: {kind} hand {i} is not on a real hand"
 
 
-def test_blank_frame_gives_no_hand(backends):
+def test_blank_frame_gives_no_hand(methods):
     rgb = np.full((240, 320, 3), 128, np.uint8)
-    for kind, backend in backends.items():
+    for kind, method in methods.items():
         if kind == "dir":
-            backend.tracker.reset()
-        frame, report = backend(rgb, assumed_intrinsics(320, 240), 0.0)
+            method.tracker.reset()
+        frame, report = method(rgb, assumed_intrinsics(320, 240), 0.0)
         assert report["found"] == 0 and not (frame.confidence >= 0.3).any(), kind
