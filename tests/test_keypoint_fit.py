@@ -3,19 +3,23 @@
 Ground truth comes from the built-in hand model itself (``HandModel.forward``, not the fitter's
 own kinematics): pose-prior poses, random roots and shapes, hands 0.35-0.9 m in front of a
 600 px camera. ``benchmark_fit()`` (not a test) prints the speed:
-``python tests/test_keypoint_fit.py``.
+``python tests/test_keypoint_fit.py``; ``python tests/test_keypoint_fit.py real`` prints the
+table of fits to MediaPipe on the real photos of ../shared/real_hands (``real_photo_fits``;
+the test on them skips without the photos or MediaPipe).
 """
 from __future__ import annotations
 
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 from interhand_perception.fitting.keypoint_fit import (
-    FitConfig, evaluate, fit_hands, fit_keypoints, joint_jacobian, project, shape_jacobian,
-    to_placed_hands)
+    FitConfig, FitState, evaluate, fit_hands, fit_keypoints, joint_jacobian, project, rotation_prior,
+    shape_jacobian, to_placed_hands, world_jacobian)
 from interhand_perception.fitting.twist_swing import (
     fit_betas_to_bones, forward_kinematics, model_hand_pose, skeleton_from_model, twist_swing_ik)
 from interhand_perception.hand_model import load_hand_model
@@ -120,6 +124,43 @@ def test_general_models_pose_correctives_and_blended_tips():
         assert mpjpe_mm(fit["rel"], h["rel"]).mean() < 1.0 and fit["err2d"].mean() < 0.5
 
 
+def test_world_rotation_jacobian_and_prior_match_finite_differences(models):
+    sk = skeleton_from_model(models["left"])
+    h = make_hands(models["left"], 14, 3)
+    st = fit_keypoints(sk, h["uv"], h["world"], INTR, FitConfig(iterations=0))["init"]
+    st.world_rot = L.batch_rodrigues(torch.tensor([[0.3, -0.2, 0.1], [0.0, 0.5, 0.2], [-0.6, 0.1, 0.4]],
+                                                  dtype=F64)) @ st.world_rot
+    _, rel, r3, _ = evaluate(sk, st, h["uv"], h["world"], INTR)
+    jac = world_jacobian(st, rel, r3)
+    cfg = FitConfig()
+    res, jac_prior = rotation_prior(st, cfg)
+    eps = 1e-7
+    for k in range(3):
+        d = torch.zeros(3, 3, dtype=F64)
+        d[:, k] = eps
+        moved = FitState(st.root, st.pose, st.betas, st.transl, st.offset, st.world_rot @ L.batch_rodrigues(d))
+        num = (evaluate(sk, moved, h["uv"], h["world"], INTR)[2] - r3) / eps
+        assert torch.allclose(jac[..., k], num, atol=1e-6), k
+        assert torch.allclose(jac_prior[..., k], (rotation_prior(moved, cfg)[0] - res) / eps, atol=1e-5), k
+
+
+def test_rotated_world_landmarks_are_recovered(models):
+    """Real world landmarks are rotated against the camera (4-35 degrees on the photos): the
+    fit estimates that rotation instead of bending the hand to it."""
+    sk = skeleton_from_model(models["right"])
+    h = make_hands(models["right"], 12, 16, noise_m=0.002, noise_px=1.0)
+    axis = torch.nn.functional.normalize(torch.as_tensor(np.random.default_rng(3).normal(size=(16, 3))), dim=-1)
+    rot = L.batch_rodrigues(axis * np.radians(15.0))
+    world = h["world"] @ rot.transpose(1, 2)
+    free = fit_keypoints(sk, h["uv"], world, INTR)
+    fixed = fit_keypoints(sk, h["uv"], world, INTR, FitConfig(sigma_world_rotation=0.0))
+    err_free, err_fixed = mpjpe_mm(free["rel"], h["rel"]), mpjpe_mm(fixed["rel"], h["rel"])
+    assert err_free.mean() < 3.5 and err_free.mean() < 0.5 * err_fixed.mean()   # measured 2.8 / 9.5
+    rot_err = L.matrix_to_axis_angle(free["state"].world_rot @ rot).norm(dim=-1)
+    assert np.degrees(float(rot_err.max())) < 8.0                                # measured 4.8
+    assert free["err2d"].mean() < 1.0
+
+
 # ----------------------------------------------------------------------------- twist-swing start
 
 @pytest.mark.parametrize("side", SIDES)
@@ -184,7 +225,10 @@ def test_fit_with_noise(models, side):
     kin = forward_kinematics(skeleton_from_model(models[side]),
                              torch.cat([st.root[:, None], L.batch_rodrigues(st.pose)], 1), st.betas)
     init_err = mpjpe_mm(kin.joints - kin.joints[:, :1], h["rel"])
-    assert err.mean() < 0.8 * init_err.mean()            # the refinement improves on the start
+    assert err.mean() < init_err.mean()                  # the refinement improves on the start ...
+    ik = fit_keypoints(skeleton_from_model(models[side]), h["uv"], h["world"], INTR,
+                       FitConfig(iterations=0, lift_iterations=0))
+    assert err.mean() < 0.8 * mpjpe_mm(ik["rel"], h["rel"]).mean()  # ... and on IK of the world landmarks
 
 
 def test_a_corrupted_landmark_is_rejected(models):
@@ -301,6 +345,82 @@ def test_bad_inputs_are_rejected():
         fit_hands({"right": good}, (0, 600, 320, 240), models)
 
 
+# ----------------------------------------------------------------------------- real photos
+
+PHOTOS = Path(__file__).resolve().parents[1].parent / "shared" / "real_hands"
+
+
+def spread(points: np.ndarray) -> float:
+    """RMS distance (px) of 2D points (N, 2) from their centroid: their size in the image."""
+    return float(np.sqrt(((points - points.mean(0)) ** 2).sum(1).mean()))
+
+
+def real_photo_fits(photos: Path = PHOTOS) -> list[dict]:
+    """Fit every hand ``MediaPipeHands().detect`` finds in the photos (assumed 60 degree
+    camera), as its side and as the other side (a wrong handedness must score lower).
+
+    Returns one dict per hand: photo, side, score, the :class:`FitResult` ``fit`` and
+    ``swapped``, ``err2d_rel`` (mean pixel error / hand size), ``depth`` (wrist z, m),
+    ``size_ratio`` (spread of the fitted joints' pixels / spread of the landmarks: the
+    fitted hand's metric size at its depth against the image) and ``max_beta``.
+    """
+    import cv2
+
+    from interhand_perception.detection import MediaPipeHands
+    from interhand_perception.runtime.placement import assumed_intrinsics
+
+    hand_models = {s: load_hand_model(s) for s in SIDES}
+    rows = []
+    detector = MediaPipeHands()
+    try:
+        for path in sorted(p for p in photos.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png")):
+            rgb = cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
+            intr = assumed_intrinsics(rgb.shape[1], rgb.shape[0])
+            for hand in detector.detect(rgb):
+                other = "left" if hand.side == "right" else "right"
+                fit = fit_hands({hand.side: hand}, intr, hand_models)[hand.side]
+                swapped = fit_hands({other: hand}, intr, hand_models)[other]
+                rows.append({"photo": path.name, "side": hand.side, "score": hand.score, "fit": fit,
+                             "swapped": swapped, "err2d_rel": fit.error_2d / fit.hand_size,
+                             "depth": float(fit.wrist[2]), "max_beta": float(np.abs(fit.betas).max()),
+                             "size_ratio": spread(fit.joints2d) / spread(hand.landmarks2d)})
+    finally:
+        detector.close()
+    return rows
+
+
+def real_photo_table(rows: list[dict]) -> str:
+    """The rows of :func:`real_photo_fits` as a markdown table (docs/keypoint_fit.md)."""
+    lines = ["| photo | side | hand (px) | 2D error (px) | 2D error (% of hand) | 3D error (mm) | depth (m) "
+             "| size ratio | max abs beta | world rotation (deg) | score | confidence | other side's confidence |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for r in rows:
+        f = r["fit"]
+        lines.append(f"| {r['photo']} | {r['side']} | {f.hand_size:.0f} | {f.error_2d:.1f} | "
+                     f"{100 * r['err2d_rel']:.1f} | {f.error_3d:.1f} | {r['depth']:.2f} | {r['size_ratio']:.2f} | "
+                     f"{r['max_beta']:.1f} | {np.degrees(np.linalg.norm(f.world_rotation)):.0f} | "
+                     f"{r['score']:.2f} | {f.confidence:.2f} | {r['swapped'].confidence:.2f} |")
+    return "\n".join(lines)
+
+
+def test_real_mediapipe_detections_fit_plausibly():
+    if not PHOTOS.is_dir():
+        pytest.skip(f"real photos not found at {PHOTOS}")
+    pytest.importorskip("mediapipe")
+    torch.set_num_threads(1)
+    rows = real_photo_fits()
+    print("\n" + real_photo_table(rows))
+    assert len(rows) >= 10                       # 13 hands in 10 of the 12 photos (mediapipe 0.10.14)
+    for r in rows:
+        f, name = r["fit"], f"{r['photo']} {r['side']}"
+        assert r["err2d_rel"] < 0.08, name                       # reprojection (measured <= 2.2 %)
+        assert r["max_beta"] <= FitConfig().max_betas + 1e-9, name
+        assert 0.9 < r["size_ratio"] < 1.1 and 0.1 < r["depth"] < 2.0, name   # depth fits the image
+        assert f.confidence <= r["score"] and f.confidence > r["swapped"].confidence, name
+        if r["err2d_rel"] < 0.03 and f.error_3d < 10.0:             # a good fit keeps most of the score
+            assert f.confidence > 0.5 * r["score"], name
+
+
 # ----------------------------------------------------------------------------- benchmark
 
 def benchmark_fit(frames: int = 20, iterations: int | None = None, seed: int = 0) -> dict:
@@ -328,4 +448,7 @@ def benchmark_fit(frames: int = 20, iterations: int | None = None, seed: int = 0
 
 if __name__ == "__main__":
     torch.set_num_threads(1)
-    benchmark_fit()
+    if "real" in sys.argv[1:]:
+        print(real_photo_table(real_photo_fits()))
+    else:
+        benchmark_fit()

@@ -4,7 +4,7 @@ Input per hand (MediaPipe Hands layout, 21 landmarks in ``JOINT_NAMES`` order): 
 ``u_i`` (21, 2) and metric "world" landmarks ``X_i`` (21, 3). MediaPipe documents the world
 landmarks as metres with the origin at the hand's approximate geometric centre, axes roughly
 the camera's (x right, y down, z away from the camera). On real photos they are rotated
-against the camera by 4-35 degrees (median 10; docs/keypoint_fit.md), so their rotation
+against the camera by 4-35 degrees (median 9.5; docs/keypoint_fit.md), so their rotation
 ``R_w`` is estimated with a prior towards the identity. Pixels from MediaPipe's normalised
 landmarks: ``(x * W, y * H)``.
 
@@ -73,7 +73,6 @@ class FitConfig:
     sigma_3d: float = 0.006        # m
     sigma_limit: float = 0.03      # rad
     sigma_betas: float = 2.0
-    sigma_bone: float = 0.005      # m, bone-length noise of the start's betas
     robust: float = 2.5            # Geman-McClure scale t, in sigmas ...
     robust_median: float = 2.0     # ... at least this times the median normalised residual
     anneal: float = 8.0            # t starts anneal * robust ...
@@ -84,8 +83,9 @@ class FitConfig:
     twist: str = "anatomical"
     max_betas: float = 3.0         # betas are kept in [-max_betas, max_betas]
     sigma_world_rotation: float = 0.2  # rad, prior on the world landmarks' rotation; 0: fixed at I
-    lift_iterations: int = 1       # start: IK on the pixels lifted to the model's depths
-    confidence_2d: float = 0.04    # mean pixel error (fraction of the hand's size) halving the confidence
+    lift_iterations: int = 1       # start: IK on the pixels lifted to the world landmarks' depths
+    confidence_px: float = 6.0     # mean pixel error halving the confidence: this (px) and ...
+    confidence_2d: float = 0.04    # ... this fraction of the hand's size, in quadrature
     confidence_3d: float = 0.012   # mean world-landmark error (m) halving the confidence
 
 
@@ -293,6 +293,18 @@ def lm_step(sk: HandSkeleton, state: FitState, kin: Kinematics, rel: torch.Tenso
     diag = torch.diagonal(hess, dim1=-2, dim2=-1)
     diag[:, 3:48 + s] += prior
     diag += lam[:, None] * (diag + 1e-6)
+    # betas at their bound that the gradient pushes outwards stay there (active set): their
+    # rows and columns leave the system, so the other unknowns are not solved against a
+    # step that the bound would cut
+    g_b = grad[:, 48:48 + s]
+    bound = cfg.max_betas - 1e-9
+    held = ((state.betas >= bound) & (g_b < 0)) | ((state.betas <= -bound) & (g_b > 0))
+    if bool(held.any()):
+        free = torch.ones_like(grad, dtype=torch.bool)
+        free[:, 48:48 + s] = ~held
+        keep = (free[:, :, None] & free[:, None, :]).to(hess.dtype)
+        hess = hess * keep + torch.diag_embed((~free).to(hess.dtype))
+        grad = grad * free.to(grad.dtype)
     step = -torch.linalg.solve(hess, grad[..., None])[..., 0]
     margin = 2.0 * cfg.sigma_limit     # the penalty has no curvature inside: project the step
     pose = torch.maximum(torch.minimum(state.pose.reshape(b, 45) + step[:, 3:48], limits[1] + margin),
@@ -309,8 +321,8 @@ def initial_state(sk: HandSkeleton, uv: torch.Tensor, world: torch.Tensor, intr:
     """Twist-swing start (module docstring) for pixels (B, 21, 2) and world points (B, 21, 3);
     ``limits`` (lo, hi) (45,) clamp each joint in the IK (see ``twist_swing_ik``)."""
     target = world - world[:, :1]
-    betas = fit_betas_to_bones(sk, target, sigma_length=cfg.sigma_bone, sigma_betas=cfg.sigma_betas) \
-        if cfg.fit_shape else world.new_zeros(world.shape[0], sk.j_dirs.shape[-1])
+    betas = fit_betas_to_bones(sk, target, sigma_betas=cfg.sigma_betas) if cfg.fit_shape else \
+        world.new_zeros(world.shape[0], sk.j_dirs.shape[-1])
     betas = betas.clamp(-cfg.max_betas, cfg.max_betas)
     box = None if limits is None else tuple(lim.reshape(15, 3) for lim in limits)
     fx, fy, cx, cy = intr
@@ -329,9 +341,10 @@ def initial_state(sk: HandSkeleton, uv: torch.Tensor, world: torch.Tensor, intr:
     rot = None
     if cfg.sigma_world_rotation > 0:       # world axes -> camera axes, as the model now stands
         rot = kabsch(world - world.mean(1, keepdim=True), rel - rel.mean(1, keepdim=True))
-    return FitState(root=rots[:, 0], pose=L.matrix_to_axis_angle(rots[:, 1:]), betas=betas, transl=transl,
-                    offset=(world @ (torch.eye(3, dtype=world.dtype) if rot is None else rot).transpose(-1, -2)
-                            - rel).mean(1), world_rot=rot)
+    state = FitState(root=rots[:, 0], pose=L.matrix_to_axis_angle(rots[:, 1:]), betas=betas, transl=transl,
+                     offset=torch.zeros_like(transl), world_rot=rot)
+    state.offset = (rotate_world(state, world) - rel).mean(1)
+    return state
 
 
 def _pick(keep: torch.Tensor, new: Any, old: Any) -> Any:
@@ -415,10 +428,11 @@ class FitResult:
         world_rotation: (3,) axis-angle of the estimated rotation of the world landmarks into
             the camera frame (zeros when ``FitConfig.sigma_world_rotation`` is 0).
         hand_size: larger side (px) of the landmarks' bounding box.
-        confidence: ``score / ((1 + (error_2d / (c_2d hand_size))^2) (1 + (error_3d / c_3d)^2))``
-            (``FitConfig.confidence_2d`` = 4 % of the hand, ``confidence_3d`` = 12 mm: a fit
-            off by that much in either halves the score); 0 when the fit is not finite or the
-            wrist is not in front of the camera.
+        confidence: ``score / ((1 + (error_2d / e_px)^2) (1 + (error_3d / e_mm)^2))`` with
+            ``e_px = sqrt(6^2 + (0.04 hand_size)^2)`` px and ``e_mm`` = 12 mm
+            (``FitConfig.confidence_px``, ``confidence_2d``, ``confidence_3d``): a fit off by
+            that much in either halves the score; 0 when the fit is not finite or the wrist
+            is not in front of the camera.
     """
 
     side: str
@@ -450,10 +464,11 @@ def intrinsics_vector(intrinsics: Any) -> torch.Tensor:
 
 
 def confidence(score: float, error_2d: float, error_3d: float, hand_size: float, cfg: FitConfig) -> float:
-    """``score / ((1 + (e_2d / (c_2d size))^2) (1 + (e_3d / c_3d)^2))`` (pixels relative to
-    the hand's size in the image, world landmarks in metres; see :class:`FitResult`)."""
-    rel = error_2d / max(cfg.confidence_2d * hand_size, 1e-9)
-    return score / ((1.0 + rel ** 2) * (1.0 + (error_3d / cfg.confidence_3d) ** 2))
+    """``score / ((1 + (e_2d / e_px)^2) (1 + (e_3d / c_3d)^2))``, ``e_px = sqrt(c_px^2 +
+    (c_2d size)^2)``: pixel errors count against a tolerance that grows with the hand's size
+    in the image (MediaPipe's landmark noise does), world landmarks in metres."""
+    tol = math.hypot(cfg.confidence_px, cfg.confidence_2d * hand_size)
+    return score / ((1.0 + (error_2d / tol) ** 2) * (1.0 + (error_3d / cfg.confidence_3d) ** 2))
 
 
 def fit_hands(detections: Mapping[str, Detection], intrinsics: Any, hand_models: Mapping[str, Any],
@@ -518,7 +533,8 @@ def fit_hands(detections: Mapping[str, Detection], intrinsics: Any, hand_models:
             global_orient=orient[0].numpy(), hand_pose=full[0].numpy(), betas=st.betas[0].numpy(),
             error_2d=e2, error_3d=e3 * 1000.0, landmark_weights=fit["weights2d"][0].numpy(),
             confidence=float(conf), hand_size=size,
-            world_rotation=np.zeros(3) if st.world_rot is None else L.matrix_to_axis_angle(st.world_rot)[0].numpy())
+            world_rotation=np.zeros(3) if st.world_rot is None else
+            L.matrix_to_axis_angle(st.world_rot)[0].numpy())
     return out
 
 
