@@ -24,6 +24,8 @@ examples:
   interhand bench                                              latency/parameter table
   interhand bench --node --devices cpu                         hands_node cost per frame (640x480)
   interhand gen-data --out data_cache/syn128 --num 20000 --img-size 128
+  interhand export onnx --check                                demo weights -> ONNX (cached) + parity check
+  interhand export tensorrt --precision fp16                   demo weights -> TensorRT engine (cached, per GPU)
 
 hand models: without --mano-dir the built-in hand model is used (same parameterisation as MANO;
 MANO itself is licence-gated and never shipped, see README "Real MANO").
@@ -119,6 +121,56 @@ def _cmd_gen_data(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_export_onnx(args: argparse.Namespace) -> int:
+    try:
+        return _export_onnx(args)
+    except (ImportError, RuntimeError) as exc:  # onnx / onnxruntime missing (BackendUnavailable is a RuntimeError)
+        print(f"interhand export onnx: {exc} (pip install 'interhand_perception[onnx]')", file=sys.stderr)
+        return 2
+
+
+def _export_onnx(args: argparse.Namespace) -> int:
+    from .runtime.export_onnx import (PARITY_TOLERANCE, check_parity, ensure_onnx, export_checkpoint,
+                                      read_metadata)
+
+    def say(msg: str) -> None:
+        print(f"[export onnx] {msg}", flush=True)
+
+    if args.out:
+        path = export_checkpoint(args.checkpoint, args.out, opset=args.opset, mano_dir=args.mano_dir, progress=say)
+    else:
+        path = ensure_onnx(args.checkpoint, opset=args.opset, mano_dir=args.mano_dir, progress=say)
+        say(f"ONNX file: {path}")
+    meta = read_metadata(path)
+    say(f"opset {meta.get('opset')}, {meta.get('img_size')} px, checkpoint sha256 {meta.get('checkpoint_sha256', '?')[:12]}")
+    if not args.check:
+        return 0
+    say(f"parity check: PyTorch vs ONNX Runtime on {args.samples} synthetic crops")
+    report, ok = check_parity(args.checkpoint, path, num_images=args.samples, mano_dir=args.mano_dir)
+    for key, value in report.items():
+        say(f"  max |diff| {key:<14} {value:.2e}  (bound {PARITY_TOLERANCE[key]:.0e})")
+    say("parity OK" if ok else "parity FAILED")
+    return 0 if ok else 1
+
+
+def _cmd_export_tensorrt(args: argparse.Namespace) -> int:
+    def say(msg: str) -> None:
+        print(f"[export tensorrt] {msg}", flush=True)
+
+    try:
+        from .runtime.tensorrt_backend import prepare_engine
+
+        prepared = prepare_engine(args.checkpoint, onnx_path=args.onnx, precision=args.precision,
+                                  cache_dir=args.cache_dir, max_batch=args.max_batch, mano_dir=args.mano_dir,
+                                  progress=say)
+    except (ImportError, RuntimeError) as exc:  # TensorRT, the GPU or onnx missing; a failed build
+        print(f"interhand export tensorrt: {exc}", file=sys.stderr)
+        return 2
+    say(f"engine: {prepared.path}")
+    say(f"cache key: {prepared.key}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="interhand", description="Two interacting hands from one RGB image (DIR): training, "
@@ -197,6 +249,34 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--no-image", action="store_true",
                    help="draw the hands on a grey canvas instead of the input (for inputs you may not share)")
     i.set_defaults(func=_cmd_infer)
+
+    x = sub.add_parser("export", help="export the network for other runtimes (onnx)",
+                       description="Export a checkpoint for another inference runtime.")
+    xsub = x.add_subparsers(dest="format", required=True, metavar="FORMAT")
+    xo = xsub.add_parser("onnx", help="network + hand models as one ONNX graph (dynamic batch)",
+                         description="Export a checkpoint to ONNX (network and both hand models in one graph, "
+                         "dynamic batch, provenance in the metadata). Without --out the file goes to the cache "
+                         "that the onnxruntime backend reads (~/.cache/interhand_perception/onnx, or "
+                         "$INTERHAND_ONNX_CACHE), keyed by checkpoint hash, opset and exporter version.")
+    xo.add_argument("--checkpoint", default=str(DEMO_WEIGHTS), help="weights (.safetensors); default: the demo weights")
+    xo.add_argument("--out", help="the .onnx file to write (default: the cache)")
+    xo.add_argument("--opset", type=int, default=17, help="ONNX opset, >= 17 (default 17)")
+    xo.add_argument("--mano-dir", help="folder with MANO_{RIGHT,LEFT}.pkl when the checkpoint uses MANO")
+    xo.add_argument("--check", action="store_true", help="then compare PyTorch and ONNX Runtime on synthetic crops")
+    xo.add_argument("--samples", type=int, default=4, help="crops for --check (default 4)")
+    xo.set_defaults(func=_cmd_export_onnx)
+    xt = xsub.add_parser("tensorrt", help="TensorRT engine for this GPU (built once, cached)",
+                         description="Build (or find in the cache) the TensorRT engine of a checkpoint for this GPU: "
+                         "ONNX export (cached) -> engine, keyed by model hash, precision, TensorRT version and GPU "
+                         "(docs/tensorrt.md). Needs TensorRT and an NVIDIA GPU.")
+    xt.add_argument("--checkpoint", default=str(DEMO_WEIGHTS), help="weights (.safetensors); default: the demo weights")
+    xt.add_argument("--onnx", help="ONNX export of the checkpoint (default: the cached export, exported first if missing)")
+    xt.add_argument("--precision", default="fp16", choices=("fp16", "int8", "fp32"),
+                    help="fp16 (default), int8 (calibrated on synthetic crops) or fp32")
+    xt.add_argument("--cache-dir", default="~/.cache/interhand_perception/engines", help="engine cache (default %(default)s)")
+    xt.add_argument("--max-batch", type=int, default=1, help="largest batch of the engine (default 1)")
+    xt.add_argument("--mano-dir", help="folder with MANO_{RIGHT,LEFT}.pkl when the checkpoint uses MANO")
+    xt.set_defaults(func=_cmd_export_tensorrt)
 
     from .ros.demo import add_parser as add_demo_parser
 
