@@ -3,6 +3,11 @@
 #
 #   docker build -f docker/desktop.Dockerfile -t interhand_perception:desktop .
 #   docker run --rm --gpus all --network host --ipc host interhand_perception:desktop
+#   # DIR on TensorRT, the engine built before the node starts and kept in a volume:
+#   docker run --rm --gpus all --network host --ipc host -e INTERHAND_BUILD_ENGINE=1 \
+#       -v interhand_cache:/root/.cache/interhand_perception interhand_perception:desktop \
+#       ros2 run interhand_perception hands_node --ros-args -p method:=dir -p backend:=tensorrt \
+#       -r image:=/camera/image_raw -r camera_info:=/camera/camera_info
 #
 # Base: the official Docker Library image ros:jazzy-ros-base (Ubuntu 24.04, Python 3.12) plus
 # the few ROS packages the node, the launch file, the camera driver and RViz need, rather than
@@ -43,6 +48,25 @@ RUN apt-get update && apt-get install -y --no-install-recommends \
 RUN python3 -m venv --system-site-packages /opt/venv \
     && /opt/venv/bin/python -m pip install "${TORCH_SPEC}" --index-url "${TORCH_INDEX}" \
     && printf 'numpy<2\nopencv-python-headless<4.12\n' > /opt/venv/constraints.txt
+
+# Inference runtimes behind the node's parameter `backend` (pytorch | onnxruntime | tensorrt), both
+# built for CUDA 12 like the cu126 torch wheels, whose CUDA runtime and cuDNN 9 they use:
+# - onnxruntime-gpu 1.22.0: PyPI's onnxruntime-gpu is built for CUDA 12.x + cuDNN 9 since 1.19;
+#   its CUDA execution provider loads the CUDA/cuDNN libraries that torch brings (import torch
+#   first, or onnxruntime.preload_dlls()).
+# - tensorrt-cu12 10.9.0.34: the TensorRT release Torch-TensorRT 2.7 (the torch 2.7 companion) is
+#   built against; its libraries and bindings are wheels (tensorrt-cu12-libs: gigabytes).
+#   Not the unversioned `tensorrt`: that now resolves to TensorRT 11 for CUDA 13 (not the CUDA of
+#   these torch wheels), and TensorRT 11 no longer has the FP16/INT8 builder flags the engine build
+#   uses. Engines are built on first use, per GPU, into ~/.cache/interhand_perception/engines
+#   (mount a volume there, see docker/compose.yaml; docs/tensorrt.md).
+# - onnx: the ONNX export both start from (interhand export onnx / tensorrt).
+ARG ORT_SPEC="onnxruntime-gpu==1.22.0"
+ARG TRT_SPEC="tensorrt-cu12==10.9.0.34"
+ARG ONNX_SPEC="onnx"
+RUN /opt/venv/bin/python -m pip install -c /opt/venv/constraints.txt "${ORT_SPEC}" "${TRT_SPEC}" "${ONNX_SPEC}" \
+    && /opt/venv/bin/python -c "from importlib.metadata import version as v; \
+print('onnxruntime-gpu', v('onnxruntime-gpu'), '| tensorrt', v('tensorrt_cu12'))"
 
 COPY . /opt/interhand_perception
 WORKDIR /opt/interhand_perception

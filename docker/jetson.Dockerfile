@@ -4,9 +4,19 @@
 #   docker build -f docker/jetson.Dockerfile -t interhand_perception:jetson .
 #   docker run --rm --runtime nvidia --network host --ipc host \
 #       -e ROS_LOCALHOST_ONLY=0 -e ROS_DOMAIN_ID=0 interhand_perception:jetson
+#   # DIR on TensorRT: the engine is built on the Jetson at the first start (minutes) into the
+#   # volume, and reused by later starts (docs/tensorrt.md):
+#   docker run --rm --runtime nvidia --network host --ipc host -e INTERHAND_BUILD_ENGINE=1 \
+#       -v interhand_cache:/root/.cache/interhand_perception interhand_perception:jetson \
+#       ros2 run interhand_perception hands_node --ros-args -p method:=dir -p backend:=tensorrt \
+#       -r image:=/camera/image_raw -r camera_info:=/camera/camera_info
 #
-# Base: NVIDIA's l4t-jetpack image of the JetPack release on the device (CUDA 12.6, cuDNN and
-# TensorRT for r36.4); the container's L4T major version must match the device's (r36 here).
+# Base: NVIDIA's l4t-jetpack image of the JetPack release on the device; the container's L4T
+# major version must match the device's (r36 here). r36.4.0 is JetPack 6.1: CUDA 12.6, cuDNN 9.3,
+# TensorRT 10.3 (JetPack 6.2, r36.4.3, has the same versions). TensorRT and its Python bindings
+# come from the base image, not from pip (PyPI's aarch64 TensorRT wheels are for SBSA servers);
+# `interhand export tensorrt` and the node's `backend: tensorrt` use them. An engine is specific
+# to the TensorRT version and the GPU, so it is built on the device, never in `docker build`.
 # ROS 2: Humble, the ROS 2 LTS release with binary packages for Ubuntu 22.04 (Jazzy's are for
 # Ubuntu 24.04; on JetPack 6 it would have to be built from source). scripts/ros_env.sh and the
 # node handle Humble (ROS_LOCALHOST_ONLY instead of ROS_AUTOMATIC_DISCOVERY_RANGE).
@@ -59,13 +69,17 @@ COPY . /opt/interhand_perception
 WORKDIR /opt/interhand_perception
 
 # TensorRT comes with JetPack in the base image; the venv sees the system Python's packages.
+# onnx: the ONNX export the TensorRT engine is built from (interhand export tensorrt).
 # No `import torch` here: the Jetson GPU libraries are mounted by the NVIDIA runtime at `docker run`
 # time and may be missing during the build.
-RUN /opt/venv/bin/python -m pip install -c /opt/venv/constraints.txt -e /opt/interhand_perception \
+RUN /opt/venv/bin/python -m pip install -c /opt/venv/constraints.txt -e /opt/interhand_perception onnx \
     && source "/opt/ros/${ROS_DISTRO}/setup.bash" \
     && rm -rf ros2_ws/build ros2_ws/install ros2_ws/log \
     && ROS_FROM=distro PYTHON3_EXECUTABLE=/usr/bin/python3 bash scripts/setup_ros.sh \
-    && /opt/venv/bin/python -c "import interhand_perception"
+    && /opt/venv/bin/python -c "import interhand_perception" \
+    && { /opt/venv/bin/python -c "import importlib.util as u; assert u.find_spec('tensorrt')" \
+         || echo "WARNING: no TensorRT Python bindings in the base image: backend tensorrt will not work" \
+                 "(apt-get install python3-libnvinfer from the JetPack repository)"; }
 
 ENV PATH=/opt/venv/bin:${PATH}
 COPY docker/entrypoint.sh /entrypoint.sh

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One-command set-up on a fresh Debian/Ubuntu machine: a virtual environment in .venv with the
 # CPU build of PyTorch (a CUDA build is used instead when one is already installed in the venv),
-# this package with its test extras, and ROS 2 (a sourced distribution, else the registry's
+# this package with its test and ONNX extras (onnx, onnxruntime), MediaPipe, and ROS 2 (a sourced distribution, else the registry's
 # ros-* wheels) with the interface package built in ros2_ws/ (scripts/setup_ros.sh; skip it with
 # INTERHAND_NO_ROS=1). Safe to run again.
 set -euo pipefail
@@ -17,7 +17,7 @@ if ! $VPY -c "import torch" 2>/dev/null; then
   # for your accelerator (see README, "Install").
   $VPY -m pip install -q "torch==2.13.0" 2>&1 | grep -v "^WARNING: Location" || true
 fi
-$VPY -m pip install -q -e ".[test]" 2>&1 | grep -v "^WARNING: Location" || true
+$VPY -m pip install -q -e ".[test,onnx]" 2>&1 | grep -v "^WARNING: Location" || true
 # The hand detector (MediaPipe 0.10.14, the last release that ships its hand models) without its
 # declared dependencies: opencv-contrib-python would install a second cv2 over
 # opencv-python-headless, and jax/jaxlib/sounddevice are only needed by parts we do not use.

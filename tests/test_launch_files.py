@@ -51,7 +51,7 @@ EXPECTED_TYPES = {
     "image_qos": str, "image_topic": str, "camera_info_topic": str, "output_topic": str,
     "depth_topic": str, "depth_max_age_s": float, "smoothing": bool, "smoothing_min_cutoff": float,
     "smoothing_beta": float, "smoothing_d_cutoff": float, "hand_timeout_s": float, "resolve_penetration": bool,
-    "method": str, "mirrored": bool, "carry_frames": int, "unseen_hand_min_confidence": float,
+    "method": str, "backend": str, "cpu_threads": int, "mirrored": bool, "carry_frames": int, "unseen_hand_min_confidence": float,
 }
 # The real tf2_msgs/msg/TFMessage.msg (ros2/geometry2), byte for byte.
 TF_MESSAGE_DEFINITION = "geometry_msgs/TransformStamped[] transforms\n"
@@ -355,9 +355,12 @@ def test_compose_file():
     env = hands["environment"]
     assert {"ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE"} <= set(env)
     for vol in hands["volumes"]:
+        if vol.split(":")[0] in doc.get("volumes", {}):  # a named volume (the engine cache)
+            continue
         host, inside, mode = vol.split(":")
         assert (ROOT / "docker" / host).resolve().is_dir() and mode == "ro", vol
     assert "image:=/camera/image_raw" in hands["command"]
+    assert "interhand_cache" in doc["volumes"]
     assert any("/dev/video0" in d for d in services["camera"]["devices"])
     assert "__ns:=/camera" in services["camera"]["command"]
     rviz_cfg = services["rviz"]["command"][-1]

@@ -130,7 +130,7 @@ def _cmd_export_onnx(args: argparse.Namespace) -> int:
 
 
 def _export_onnx(args: argparse.Namespace) -> int:
-    from .runtime.export_onnx import (PARITY_TOLERANCE, check_parity, ensure_onnx, export_checkpoint,
+    from .deploy.export_onnx import (PARITY_TOLERANCE, check_parity, ensure_onnx, export_checkpoint,
                                       read_metadata)
 
     def say(msg: str) -> None:
@@ -142,7 +142,8 @@ def _export_onnx(args: argparse.Namespace) -> int:
         path = ensure_onnx(args.checkpoint, opset=args.opset, mano_dir=args.mano_dir, progress=say)
         say(f"ONNX file: {path}")
     meta = read_metadata(path)
-    say(f"opset {meta.get('opset')}, {meta.get('img_size')} px, checkpoint sha256 {meta.get('checkpoint_sha256', '?')[:12]}")
+    sha = meta.get("checkpoint_sha256", "?")[:12]
+    say(f"opset {meta.get('opset')}, {meta.get('img_size')} px, checkpoint sha256 {sha}")
     if not args.check:
         return 0
     say(f"parity check: PyTorch vs ONNX Runtime on {args.samples} synthetic crops")
@@ -158,7 +159,7 @@ def _cmd_export_tensorrt(args: argparse.Namespace) -> int:
         print(f"[export tensorrt] {msg}", flush=True)
 
     try:
-        from .runtime.tensorrt_backend import prepare_engine
+        from .deploy.tensorrt_backend import prepare_engine
 
         prepared = prepare_engine(args.checkpoint, onnx_path=args.onnx, precision=args.precision,
                                   cache_dir=args.cache_dir, max_batch=args.max_batch, mano_dir=args.mano_dir,

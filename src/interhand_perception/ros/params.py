@@ -30,10 +30,12 @@ class Param:
 # name -> (default, description). Types follow the defaults (bool, int, float, str, list of float).
 PARAMETERS: dict[str, Param] = {
     "method": Param("keypoint_fit", "dir (the DIR network; needs weights) | keypoint_fit (MediaPipe landmarks + hand-model fit; no weights, works on real cameras today)"),
+    "backend": Param("auto", "network runtime of method dir: auto (tensorrt on a CUDA GPU with TensorRT, else onnxruntime, else pytorch) | pytorch | onnxruntime | tensorrt"),
+    "cpu_threads": Param(0, "CPU threads of the network runtime; 0 = its default (set 1 on shared or busy cores)"),
     "checkpoint": Param("", "DIR checkpoint (.safetensors written by `interhand train`); empty = the shipped demo weights"),
     "mano_dir": Param("", "folder with MANO_RIGHT.pkl and MANO_LEFT.pkl; empty = the hand model the checkpoint was trained with (built-in)"),
     "device": Param("auto", "auto | cpu | cuda | cuda:N (auto = CUDA when available)"),
-    "precision": Param("fp32", "fp32 | fp16 (fp16 only on CUDA)"),
+    "precision": Param("fp32", "fp32 | fp16 (CUDA only) | int8 (backend tensorrt, calibrated on generated images)"),
     "image_topic": Param("image", "input image topic (relative names follow the namespace; remapping `image` works too); compressed: <image_topic>/compressed"),
     "camera_info_topic": Param("camera_info", "camera_info topic of the same camera"),
     "output_topic": Param("hands", "TwoHands topic; the other outputs are <output_topic>/markers, /mesh, /left_wrist_pose, /right_wrist_pose"),
@@ -80,6 +82,8 @@ class NodeParams:
     """Validated parameters; see :data:`PARAMETERS` for the meaning of each field."""
 
     method: str
+    backend: str
+    cpu_threads: int
     checkpoint: str
     mano_dir: str | None
     device: str
@@ -190,9 +194,13 @@ def validate(values: dict[str, Any]) -> NodeParams:
                           "tokens not starting with a digit, e.g. camera/image_raw or /camera/image_raw)")
     if not isinstance(v["device"], str) or not DEVICE_RE.match(v["device"]):
         errors.append(f"device: {v['device']!r} is not auto, cpu, cuda or cuda:N")
-    _choice(errors, "precision", v["precision"], ("fp32", "fp16"))
-    if v["precision"] == "fp16" and v["device"] == "cpu":
-        errors.append("precision: fp16 needs a CUDA device; use fp32 with device cpu")
+    _choice(errors, "precision", v["precision"], ("fp32", "fp16", "int8"))
+    if v["precision"] in ("fp16", "int8") and v["device"] == "cpu":
+        errors.append(f"precision: {v['precision']} needs a CUDA device; use fp32 with device cpu")
+    backend = _choice(errors, "backend", v["backend"], ("auto", "pytorch", "onnxruntime", "tensorrt"))
+    if v["precision"] == "int8" and backend != "tensorrt":
+        errors.append("precision: int8 needs backend tensorrt")
+    threads = _number(errors, "cpu_threads", v["cpu_threads"], 0, 256, integer=True)
     _choice(errors, "image_transport", v["image_transport"], ("raw", "compressed"))
     _choice(errors, "image_qos", v["image_qos"], ("sensor_data", "reliable"))
     if not FRAME_PREFIX_RE.match(v["frame_prefix"]) or v["frame_prefix"].startswith("/"):
@@ -229,7 +237,7 @@ def validate(values: dict[str, Any]) -> NodeParams:
         raise ConfigError("invalid hands_node parameters (config/hands.yaml or --ros-args -p):\n  - "
                           + "\n  - ".join(errors))
     return NodeParams(
-        method=method, checkpoint=str(ckpt), mano_dir=mano_dir, device=v["device"], precision=v["precision"],
+        method=method, backend=backend, cpu_threads=int(threads), checkpoint=str(ckpt), mano_dir=mano_dir, device=v["device"], precision=v["precision"],
         image_topic=v["image_topic"], camera_info_topic=v["camera_info_topic"], output_topic=v["output_topic"],
         image_transport=v["image_transport"], image_qos=v["image_qos"], frame_prefix=v["frame_prefix"],
         **flags, crop_mode=crop_mode, crop_roi=roi, carry_frames=int(carry), unseen_hand_min_confidence=unseen, placement=placement, depth_topic=v["depth_topic"],

@@ -205,15 +205,17 @@ def file_id(path: str) -> str:
     return f"{Path(path).stem}-{h.hexdigest()[:12]}"
 
 
-def load_reconstructor(p):
-    """The :class:`HandReconstructor` of the parameters, or :class:`MethodUnavailable` saying why not."""
-    from .reconstructor import HandReconstructor
+def load_network(p):
+    """The network runtime (``deploy.inference_backends``) of the parameters, or
+    :class:`MethodUnavailable` saying why not. Returns (backend, kind used)."""
+    from ..deploy.inference_backends import BackendUnavailable, make_backend, resolve_kind
 
+    kind = resolve_kind(p.backend, p.device)
     try:
-        return HandReconstructor.from_checkpoint(p.checkpoint, device=p.device, mano_dir=p.mano_dir,
-                                                 precision=p.precision)
-    except (FileNotFoundError, ValueError, KeyError, OSError) as e:
-        raise MethodUnavailable(f"cannot load the reconstruction model: {e}") from e
+        return make_backend(kind, p.checkpoint, device=p.device, precision=p.precision,
+                            threads=p.cpu_threads or None, mano_dir=p.mano_dir), kind
+    except (FileNotFoundError, ValueError, KeyError, OSError, BackendUnavailable) as e:
+        raise MethodUnavailable(f"cannot load the reconstruction model ({kind}): {e}") from e
 
 
 def build_method(p) -> tuple:
@@ -232,10 +234,10 @@ def build_method(p) -> tuple:
         except DetectorUnavailable as e:
             raise MethodUnavailable(f"the hand detector is not available: {e}") from e
     if p.method == "dir":
-        rec = load_reconstructor(p)
+        rec, kind = load_network(p)
         method = DIRMethod(rec, p.crop_mode, p.crop_roi, p.placement, detector=detector,
-                             carry_frames=p.carry_frames, unseen_min_confidence=p.unseen_hand_min_confidence)
-        return method, rec.hand_models, file_id(p.checkpoint), str(rec.device)
+                           carry_frames=p.carry_frames, unseen_min_confidence=p.unseen_hand_min_confidence)
+        return method, rec.hand_models, file_id(p.checkpoint), f"{kind} on {rec.device}"
     from ..hand_model import load_hand_model
 
     try:
