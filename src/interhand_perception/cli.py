@@ -101,7 +101,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         ensure_ros_env(args.argv)
         from .ros.bench_node import run_node_bench
 
-        run_node_bench(checkpoint=args.checkpoint, repeats=args.repeats, device=args.devices.split(",")[0])
+        run_node_bench(checkpoint=args.checkpoint, repeats=args.repeats, device=args.devices.split(",")[0],
+                       threads=args.threads or 1)
         return 0
     from .runtime.bench import run_bench
 

@@ -7,6 +7,7 @@ them directly. Conventions (REP 103): metres, the input image's optical frame, t
 from __future__ import annotations
 
 import array
+import gc
 
 import numpy as np
 from builtin_interfaces.msg import Duration
@@ -26,8 +27,20 @@ NUM_BETAS = 10
 
 
 def _points(xyz: np.ndarray) -> list:
-    """(N, 3) -> list of geometry_msgs/Point (one Python object per row; the slow part)."""
-    return [Point(x=x, y=y, z=z) for x, y, z in np.asarray(xyz, dtype=np.float64).tolist()]
+    """(N, 3) -> list of geometry_msgs/Point (one Python object per row; the slow part).
+
+    The cyclic garbage collector is paused while the objects are made: thousands of new
+    objects trigger collections that traverse the growing list, which made a mesh marker
+    (about 9,000 points) 3.5x slower (25 vs 7 ms here). Nothing built here forms a cycle.
+    """
+    rows = np.asarray(xyz, dtype=np.float64).tolist()
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return [Point(x=x, y=y, z=z) for x, y, z in rows]
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _quat(q_xyzw: np.ndarray) -> Quaternion:
