@@ -12,9 +12,10 @@ What runs, all over real ROS 2 (rclpy + DDS, kept on this machine):
   camera frame), the output rate, the latency and the dropped frames, then writes an overlay
   video (mp4), a PNG strip and ``demo_summary.json``.
 
-Frames are rendered before streaming starts, so that the camera rate is steady. DIR has no
-hand detector: the synthetic frames show the two hands filling the image, which is what the
-node's default ``crop_mode: center`` expects.
+Frames are rendered before streaming starts, so that the camera rate is steady. The node runs
+``method: dir`` with ``crop_mode: center`` (the synthetic frames show the two hands filling the
+image, as DIR's crop) and ``smoothing: false`` (consecutive frames are unrelated scenes, which a
+temporal filter would blend); everything else comes from config/hands.yaml.
 """
 from __future__ import annotations
 
@@ -93,7 +94,7 @@ def draw_frame(gt: dict, msg, faces: dict | None) -> np.ndarray:
 
 def _start_node(args, image_topic: str, info_topic: str, env: dict) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "interhand_perception.ros.hands_node", "--ros-args",
-           "--params-file", str(NODE_CONFIG), "-p", "method:=dir", "-p", "crop_mode:=center", "-p", f"checkpoint:={args.checkpoint}",
+           "--params-file", str(NODE_CONFIG), "-p", "method:=dir", "-p", "crop_mode:=center", "-p", "smoothing:=false", "-p", f"checkpoint:={args.checkpoint}",
            "-p", f"device:={args.device}",
            "-r", f"image:={image_topic}", "-r", f"camera_info:={info_topic}", "-r", "__ns:=/demo"]
     return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
