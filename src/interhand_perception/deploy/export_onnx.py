@@ -42,6 +42,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..paths import file_sha256
 from ..hand_model.joints import SIDES
 from .fast_inference import optimise_for_inference
 
@@ -104,14 +105,6 @@ def onnx_outputs_to_pred(outputs: Sequence[np.ndarray] | dict, names: Sequence[s
 
 
 # ----------------------------------------------------------------------------- export
-def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(chunk), b""):
-            h.update(block)
-    return h.hexdigest()
-
 
 def exporter_versions() -> dict[str, str]:
     """Versions that determine the exported graph (recorded in the metadata)."""

@@ -22,12 +22,12 @@ import os
 import warnings
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 
 from ..data.dataset import IMAGENET_MEAN, IMAGENET_STD
 from ..paths import DEMO_WEIGHTS
+from ..runtime.reconstructor import as_batch
 from .export_onnx import DEFAULT_OPSET, INPUT_NAME, ONNX_FORMAT, ensure_onnx, file_sha256, onnx_outputs_to_pred
 
 KINDS = ("pytorch", "onnxruntime", "tensorrt")
@@ -38,20 +38,6 @@ _SHIFT = (IMAGENET_MEAN / IMAGENET_STD).astype(np.float32)[:, None, None]
 
 class BackendUnavailable(RuntimeError):
     """A backend cannot run here (package, provider or GPU missing); the message says why."""
-
-
-def as_batch(images: np.ndarray, img_size: int) -> np.ndarray:
-    """Validate RGB uint8 (H, W, 3) / (B, H, W, 3) crops and resize them to (B, S, S, 3)."""
-    arr = np.asarray(images)
-    if arr.ndim == 3:
-        arr = arr[None]
-    if arr.ndim != 4 or arr.shape[-1] != 3:
-        raise ValueError(f"expected RGB images (H, W, 3) or (B, H, W, 3), got shape {arr.shape}")
-    if arr.dtype != np.uint8:
-        raise ValueError(f"expected uint8 images, got {arr.dtype}")
-    if arr.shape[1:3] != (img_size, img_size):
-        arr = np.stack([cv2.resize(a, (img_size, img_size), interpolation=cv2.INTER_AREA) for a in arr])
-    return arr
 
 
 def normalise_images(images: np.ndarray) -> np.ndarray:

@@ -18,13 +18,14 @@ importable from here, lazily.
 from __future__ import annotations
 
 import functools
-import hashlib
 import os
 import re
 import tempfile
 import threading
 import time
 from pathlib import Path
+
+from ..paths import file_sha256
 from typing import Any, Callable
 
 import numpy as np
@@ -76,14 +77,6 @@ def current_gpu_name(device_index: int = 0) -> str:
 
 
 # ----------------------------------------------------------------------------- cache keys and files
-
-def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(chunk), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _slug(text: str, max_len: int = 48) -> str:

@@ -21,7 +21,6 @@ sides are always the person's own.
 """
 from __future__ import annotations
 
-import hashlib
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -29,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from ..hand_model.joints import SIDES
+from ..paths import file_sha256
 from .pipeline import FrameProcessor, FrameResult
 from .placement import Intrinsics
 
@@ -198,11 +198,7 @@ class MethodUnavailable(RuntimeError):
 
 def file_id(path: str) -> str:
     """``<stem>-<first 12 hex of sha256>``: identifies the exact checkpoint in messages."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return f"{Path(path).stem}-{h.hexdigest()[:12]}"
+    return f"{Path(path).stem}-{file_sha256(path)[:12]}"
 
 
 def load_network(p):

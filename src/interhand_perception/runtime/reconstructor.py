@@ -66,6 +66,20 @@ class TwoHandResult:
         return self.left if side == "left" else self.right
 
 
+def as_batch(images: np.ndarray, img_size: int) -> np.ndarray:
+    """Validate RGB uint8 (H, W, 3) / (B, H, W, 3) crops and resize them to (B, S, S, 3)."""
+    arr = np.asarray(images)
+    if arr.ndim == 3:
+        arr = arr[None]
+    if arr.ndim != 4 or arr.shape[-1] != 3:
+        raise ValueError(f"expected RGB images (H, W, 3) or (B, H, W, 3), got shape {arr.shape}")
+    if arr.dtype != np.uint8:
+        raise ValueError(f"expected uint8 images, got {arr.dtype}")
+    if arr.shape[1:3] != (img_size, img_size):
+        arr = np.stack([cv2.resize(a, (img_size, img_size), interpolation=cv2.INTER_AREA) for a in arr])
+    return arr
+
+
 def hand_confidence(seg_prob: torch.Tensor, verts2d: torch.Tensor, hand_index: int) -> torch.Tensor:
     """How well a predicted hand is supported by the network's own segmentation.
 
@@ -145,15 +159,7 @@ class HandReconstructor:
 
     def preprocess(self, images: np.ndarray) -> torch.Tensor:
         """RGB uint8 (B, H, W, 3) or (H, W, 3) -> normalised (B, 3, S, S) tensor on the device."""
-        arr = np.asarray(images)
-        if arr.ndim == 3:
-            arr = arr[None]
-        if arr.ndim != 4 or arr.shape[-1] != 3:
-            raise ValueError(f"expected RGB images (H, W, 3) or (B, H, W, 3), got shape {arr.shape}")
-        if arr.dtype != np.uint8:
-            raise ValueError(f"expected uint8 images, got {arr.dtype}")
-        if arr.shape[1:3] != (self.img_size, self.img_size):
-            arr = np.stack([cv2.resize(a, (self.img_size, self.img_size), interpolation=cv2.INTER_AREA) for a in arr])
+        arr = as_batch(images, self.img_size)
         return normalise_batch(arr, self.device, self.dtype)
 
     @torch.inference_mode()
