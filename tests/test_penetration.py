@@ -22,6 +22,8 @@ from interhand_perception.runtime.penetration import (
 )
 from interhand_perception.runtime.placement import PlacedHands
 
+from mesh_shapes import ellipsoid  # tests/mesh_shapes.py
+
 MM = 1e-3
 
 
@@ -65,21 +67,8 @@ def voxel_iv(verts, faces) -> float:
 
 def uv_sphere(radius: float, centre, n_rings: int = 30, n_seg: int = 48):
     """Closed UV sphere ((n_rings - 2) * n_seg + 2 vertices), faces counter-clockwise outside."""
-    u = np.linspace(0, np.pi, n_rings)[1:-1]
-    w = np.linspace(0, 2 * np.pi, n_seg, endpoint=False)
-    uu, ww = np.meshgrid(u, w, indexing="ij")
-    v = np.stack([np.sin(uu) * np.cos(ww), np.sin(uu) * np.sin(ww), np.cos(uu)], -1).reshape(-1, 3)
-    v = np.vstack([v, [[0, 0, 1], [0, 0, -1]]]) * radius + np.asarray(centre, float)
-    top, bot, rings = len(v) - 2, len(v) - 1, n_rings - 2
-    f = []
-    for i in range(rings - 1):
-        for j in range(n_seg):
-            a, b = i * n_seg + j, i * n_seg + (j + 1) % n_seg
-            f += [[a, a + n_seg, b], [b, a + n_seg, b + n_seg]]
-    for j in range(n_seg):
-        last = (rings - 1) * n_seg
-        f += [[top, j, (j + 1) % n_seg], [bot, last + (j + 1) % n_seg, last + j]]
-    return v, np.array(f)
+    v, f = ellipsoid([radius] * 3, n_rings=n_rings, n_seg=n_seg)
+    return v + np.asarray(centre, float), f
 
 
 def lens_volume(r: float, d: float) -> float:
