@@ -45,7 +45,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .image_input import InputError, _as_bytes_array, _check_size
+from .image_input import InputError, _check_size, checked_rows
 from .placement import Intrinsics, PlacedHands, project_points
 
 #: Encodings accepted by :func:`depth_to_metres`: name -> (bytes per pixel, scale to metres).
@@ -79,15 +79,7 @@ def depth_to_metres(data: Any, width: int, height: int, encoding: str, step: int
         raise InputError("encoding", f"unsupported depth encoding {encoding!r}; expected one of "
                                      f"{', '.join(DEPTH_ENCODINGS)} (REP 118)")
     bpp, scale = DEPTH_ENCODINGS[name]
-    row_bytes = width * bpp
-    if step < row_bytes:
-        raise InputError("size_mismatch", f"step {step} is smaller than width * bytes per pixel = "
-                                          f"{width} * {bpp} = {row_bytes} for encoding {encoding!r}")
-    buf = _as_bytes_array(data)
-    if buf.size != step * height:
-        raise InputError("size_mismatch", f"data has {buf.size} bytes but step * height = {step} * "
-                                          f"{height} = {step * height} bytes are expected (exactly)")
-    rows = np.ascontiguousarray(buf.reshape(height, step)[:, :row_bytes])  # copy: no aliasing
+    rows = np.ascontiguousarray(checked_rows(data, width, height, step, bpp, encoding))  # copy: no aliasing
     order = ">" if is_bigendian else "<"
     if name == "16UC1":
         mm = rows.view(order + "u2")

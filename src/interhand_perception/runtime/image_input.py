@@ -150,19 +150,29 @@ def image_to_rgb(data: Any, width: int, height: int, encoding: str, step: int,
     width, height, step = int(width), int(height), int(step)
     _check_size(width, height, max_width, max_height)
     bpp, conversion = _lookup_encoding(encoding)
+    if conversion in ("yuyv", "uyvy") and width % 2:
+        raise InputError("size_mismatch", f"encoding {encoding!r} packs pixel pairs; width must be "
+                                          f"even, got {width}")
+    pixels = checked_rows(data, width, height, step, bpp, encoding)
+    return _convert(pixels, conversion, bool(is_bigendian))
+
+
+def checked_rows(data: Any, width: int, height: int, step: int, bpp: int, encoding: str) -> np.ndarray:
+    """The (H, width * bpp) uint8 pixel rows of an image buffer, row padding dropped (a view).
+
+    Raises:
+        InputError: "size_mismatch" when ``step < width * bpp`` or ``len(data) != step * height``
+            (exactly: drivers send exactly that).
+    """
     row_bytes = width * bpp
     if step < row_bytes:
         raise InputError("size_mismatch", f"step {step} is smaller than width * bytes per pixel = "
                                           f"{width} * {bpp} = {row_bytes} for encoding {encoding!r}")
-    if conversion in ("yuyv", "uyvy") and width % 2:
-        raise InputError("size_mismatch", f"encoding {encoding!r} packs pixel pairs; width must be "
-                                          f"even, got {width}")
     buf = _as_bytes_array(data)
     if buf.size != step * height:
         raise InputError("size_mismatch", f"data has {buf.size} bytes but step * height = {step} * "
                                           f"{height} = {step * height} bytes are expected (exactly)")
-    pixels = buf.reshape(height, step)[:, :row_bytes]
-    return _convert(pixels, conversion, bool(is_bigendian))
+    return buf.reshape(height, step)[:, :row_bytes]
 
 
 def rgb_to_image_data(rgb: np.ndarray, encoding: str = "rgb8") -> tuple[bytes, int]:
