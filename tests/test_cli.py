@@ -39,7 +39,8 @@ def test_top_level_help():
     ("train", ["--config", "--resume", "--set", "--quiet", "train.out_dir", "torchrun"]),
     ("eval", ["--checkpoint", "--data", "--root", "--split", "--samples", "--iv-samples", "--mano-dir",
               "--device", "--batch-size", "--out", "interhand26m"]),
-    ("bench", ["--backbones", "--stages", "--img-size", "--repeats", "--devices", "--threads"]),
+    ("bench", ["--backbones", "--stages", "--img-size", "--repeats", "--devices", "--threads", "--train",
+               "--config", "--steps", "--warmup", "--batch", "--compile"]),
     ("gen-data", ["--out", "--num", "--split", "--img-size", "--seed", "--shard-size", "--workers", "--mano-dir"]),
 ])
 def test_subcommand_help(command, options):
@@ -114,11 +115,35 @@ def test_bench_prints_a_table(tmp_path):
     assert float(rows[0][7]) == 1.0
 
 
+def test_bench_train_compares_old_and_new_paths(tmp_path):
+    from tiny_config import TINY_MODEL
+
+    cfg = {"model": dict(TINY_MODEL), "data": {"kind": "synthetic", "train_samples": 8, "num_workers": 0},
+           "train": {"device": "cpu", "batch_size": 4}}
+    (tmp_path / "tiny.yaml").write_text(json.dumps(cfg))  # JSON is YAML
+    proc = run_cli("bench", "--train", "--config", "tiny.yaml", "--steps", "2", "--warmup", "1", "--batch", "2",
+                   "--devices", "cpu", "--threads", "1", cwd=tmp_path, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.strip().splitlines()
+    assert lines[0].startswith("DIR training throughput: tiny.yaml (resnet18, 64 px, T = 2), batch 2, 2 timed steps")
+    assert "generated on the fly" in lines[0]
+    header = next(i for i, ln in enumerate(lines) if "samples/s" in ln)
+    assert "data_wait %" in lines[header] and "step ms" in lines[header] and set(lines[header + 1]) == {"-"}
+    rows = [ln.split() for ln in lines[header + 2:]]
+    assert [r[:2] for r in rows] == [["cpu", "old"], ["cpu", "new"]]
+    for r in rows:
+        sps, wait, step_ms, ratio = map(float, r[2:6])
+        assert sps > 0 and 0 <= wait <= 100 and step_ms == pytest.approx(2000.0 / sps, rel=0.02)
+    assert float(rows[0][5]) == 1.0
+    assert "fp32" in lines[header + 2] and "0 workers" in lines[header + 2]  # old: the config's workers
+    assert "0 workers" not in lines[header + 3]  # new: auto workers (at least 1)
+
+
 def test_gen_data_writes_a_shard_and_meta(tmp_path):
     out = tmp_path / "syn"
     proc = run_cli("gen-data", "--out", out, "--num", 3, "--img-size", 64, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    assert re.search(r"wrote 3 train samples \(64px\)", proc.stdout)
+    assert re.search(r"wrote 3 train samples \(64px, generator version 2\)", proc.stdout)
     meta = json.loads((out / "meta.json").read_text())
     assert meta["config"]["img_size"] == 64 and meta["config"]["seed"] == 0
     shards = sorted(out.glob("*.npz"))

@@ -196,7 +196,12 @@ def test_mano_checkpoint_needs_mano_dir(tmp_path, ckpt):
 
 # ---- evaluation -------------------------------------------------------------------------------
 SUMMARY_KEYS = {"mpjpe_stage0", "mpjpe_stage1", "mpjpe_stage2", "mpjpe", "mpvpe", "mpjpe_ms", "mpvpe_ms",
-                "mpjpe_m", "mpvpe_m", "mrrpe", "miaa_px", "auc_0_50", "pck_20mm"}
+                "mpjpe_m", "mpvpe_m", "mrrpe", "miaa_px", "auc_0_50", "pck_20mm",
+                # handedness diagnostics (evaluation.handedness; tests/test_handedness_diagnostics.py)
+                "lr_seg_acc", "seg_acc", "lr_centre_dist_px", "lr_centre_dist_gt_px", "offset_spread",
+                "offset_spread_gt", "palm_normal_err_deg", "palm_normal_err_deg_left",
+                "palm_normal_err_deg_right", "palm_normal_err_const_deg", "palm_normal_err_const_deg_left",
+                "palm_normal_err_const_deg_right"}
 
 
 @pytest.fixture(scope="module")

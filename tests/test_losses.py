@@ -134,3 +134,49 @@ def test_weak_perspective_fit_and_camera_loss_hand_worked():
     pred = torch.tensor([[5.0 * math.e, 0.4, -0.2]], dtype=torch.float64)
     got = camera_loss(pred, xyz, uv, torch.tensor([True]))
     assert math.isclose(float(got), 1.3 / 3, rel_tol=1e-9)
+
+
+def test_attention_loss_hand_worked():
+    """BCE of each hand's attention (1 x 1 map here) against its pooled mask."""
+    from interhand_perception.training.losses import attention_loss
+
+    seg = torch.zeros(2, 4, 4, dtype=torch.long)
+    seg[0, :2, :2] = 1  # left hand: 4 of 16 stride-8 cells -> soft target 0.25
+    seg[0, :, 2:] = 2  # right hand: 8 of 16 -> 0.5; sample 1 has no hand pixels (targets 0)
+    valid = torch.tensor([[True, True], [False, True]])  # sample 1's left hand does not count
+    logits = {"left": torch.tensor([math.log(3.0), 50.0]).view(2, 1, 1, 1),
+              "right": torch.tensor([0.0, -math.log(3.0)]).view(2, 1, 1, 1)}
+    # left, sample 0: p = 0.75, y = 0.25 -> -(0.25 ln 0.75 + 0.75 ln 0.25) = 1.1116418
+    left = -(0.25 * math.log(0.75) + 0.75 * math.log(0.25))
+    # right: sample 0 p = 0.5 -> ln 2 for any target; sample 1 p = 0.25, y = 0 -> -ln 0.75; mean
+    right = (math.log(2.0) - math.log(0.75)) / 2
+    got = attention_loss(logits, seg, valid)
+    assert got.dtype == torch.float32
+    assert math.isclose(float(got), left + right, rel_tol=1e-6)
+    assert math.isclose(left + right, 1.602057, rel_tol=1e-6)
+    # bf16 logits (autocast) give the same value to bf16 accuracy, computed in fp32
+    half = attention_loss({k: v.bfloat16() for k, v in logits.items()}, seg, valid)
+    assert half.dtype == torch.float32 and math.isclose(float(half), left + right, rel_tol=2e-2)
+
+
+def test_attention_targets_average_pool_the_masks():
+    from interhand_perception.training.losses import attention_targets
+
+    seg = torch.zeros(1, 4, 4, dtype=torch.long)
+    seg[0, 0, 0] = 1  # one left pixel in the top-left 2 x 2 cell
+    seg[0, 2:, 2:] = 2  # the whole bottom-right cell is right hand
+    soft = attention_targets(seg, (2, 2))
+    assert torch.equal(soft["left"], torch.tensor([[[[0.25, 0.0], [0.0, 0.0]]]]))
+    assert torch.equal(soft["right"], torch.tensor([[[[0.0, 0.0], [0.0, 1.0]]]]))
+
+
+def test_logs_stay_on_the_device_until_read_once():
+    from interhand_perception.training.losses import device_constant, logs_to_floats, to_float32
+
+    logs = {"a": torch.tensor(1.5), "b": torch.tensor(2.0, dtype=torch.float64)}
+    assert logs_to_floats(logs) == {"a": 1.5, "b": 2.0}
+    tree = {"x": [torch.ones(2, dtype=torch.bfloat16)], "i": torch.ones(2, dtype=torch.long)}
+    out = to_float32(tree)
+    assert out["x"][0].dtype == torch.float32 and out["i"].dtype == torch.long
+    like = torch.zeros(1)
+    assert device_constant((0.1, 0.45), like) is device_constant((0.1, 0.45), like)  # built once

@@ -23,6 +23,7 @@ examples:
   interhand eval --checkpoint W --data interhand26m --root /data/InterHand2.6M --mano-dir /data/mano
   interhand bench                                              latency/parameter table
   interhand bench --node --devices cpu                         hands_node cost per frame (640x480)
+  interhand bench --train --steps 100                          training samples/s, old vs new path
   interhand gen-data --out data_cache/syn128 --num 20000 --img-size 128
   interhand export onnx --check                                demo weights -> ONNX (cached) + parity check
   interhand export tensorrt --precision fp16                   demo weights -> TensorRT engine (cached, per GPU)
@@ -95,19 +96,28 @@ def _cmd_infer(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
+    if args.train:
+        from .training.bench_train import run_train_bench
+        from .training.config import parse_overrides
+
+        run_train_bench(config=args.config, steps=args.steps, warmup=args.warmup, batch_size=args.batch,
+                        devices=(args.devices or "auto").split(","), overrides=parse_overrides(args.set),
+                        threads=args.threads, with_compile=args.compile)
+        return 0
+    devices = args.devices or ("cpu" if args.node else "cpu,cuda")
     if args.node:
         from .ros.environment import ensure_ros_env
 
         ensure_ros_env(args.argv)
         from .ros.bench_node import run_node_bench
 
-        run_node_bench(checkpoint=args.checkpoint, repeats=args.repeats, device=args.devices.split(",")[0],
+        run_node_bench(checkpoint=args.checkpoint, repeats=args.repeats, device=devices.split(",")[0],
                        threads=args.threads or 1)
         return 0
     from .runtime.bench import run_bench
 
     run_bench(backbones=args.backbones.split(","), stages=[int(s) for s in args.stages.split(",")],
-              img_size=args.img_size, repeats=args.repeats, devices=args.devices.split(","),
+              img_size=args.img_size, repeats=args.repeats, devices=devices.split(","),
               threads=args.threads)
     return 0
 
@@ -115,10 +125,20 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 def _cmd_gen_data(args: argparse.Namespace) -> int:
     from .data.synthetic import SyntheticConfig, pregenerate
 
-    cfg = SyntheticConfig(img_size=args.img_size, seed=args.seed)
+    cfg = SyntheticConfig(img_size=args.img_size, seed=args.seed, version=args.generator_version)
+    if args.preview:
+        from .data.synthetic import save_preview
+
+        path = save_preview(args.preview, n=args.num, split=args.split, config=cfg)
+        print(f"wrote a preview of {args.num} {args.split} samples (image | labels | dense) to {path}")
+        return 0
+    if not args.out:
+        print("interhand gen-data: --out FOLDER is required (or --preview PNG)", file=sys.stderr)
+        return 2
     out = pregenerate(args.out, num_samples=args.num, split=args.split, config=cfg,
                       shard_size=args.shard_size, workers=args.workers, mano_dir=args.mano_dir)
-    print(f"wrote {args.num} {args.split} samples ({args.img_size}px) to {out}")
+    print(f"wrote {args.num} {args.split} samples ({args.img_size}px, generator version "
+          f"{args.generator_version}) to {out}")
     return 0
 
 
@@ -211,16 +231,28 @@ def build_parser() -> argparse.ArgumentParser:
 
     b = sub.add_parser("bench", help="forward latency and parameter counts (ResNet-18/50, T = 0, 1, 2)",
                        description="Median forward latency of the network at batch 1 over repeated runs, "
-                       "for each backbone and number of refinement stages, on each device given.")
+                       "for each backbone and number of refinement stages, on each device given. With --train: "
+                       "training throughput of a run config, old training path against the new one.")
     b.add_argument("--backbones", default="resnet18,resnet50")
     b.add_argument("--stages", default="0,1,2")
     b.add_argument("--img-size", type=int, default=256)
     b.add_argument("--repeats", type=int, default=10)
-    b.add_argument("--devices", default="cpu,cuda", help="devices to try; unavailable ones are skipped")
+    b.add_argument("--devices", default=None, help="devices to try; unavailable ones are skipped (default: "
+                   "cpu,cuda; cpu for --node; auto = cuda if available else cpu for --train)")
     b.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     b.add_argument("--node", action="store_true", help="instead: hands_node's own per-frame cost at 640x480 "
                    "(conversion, crop, post-processing, message building, publishing over ROS 2), beside the network")
     b.add_argument("--checkpoint", default=str(DEMO_WEIGHTS), help="weights for --node (default: the demo weights)")
+    b.add_argument("--train", action="store_true", help="instead: training throughput (samples/s, data wait, "
+                   "step time) of the old path (fp32, config's workers) against the new one (amp, channels_last, "
+                   "auto workers, pinned memory), side by side")
+    b.add_argument("--config", default=None, help="run config for --train (default configs/demo_r18_128.yaml)")
+    b.add_argument("--steps", type=int, default=50, help="timed training steps per variant for --train (default 50)")
+    b.add_argument("--warmup", type=int, default=5, help="untimed steps before them (default 5)")
+    b.add_argument("--batch", type=int, default=None, help="batch size for --train (default: the config's)")
+    b.add_argument("--compile", nargs="?", const="default", default=None, metavar="MODE",
+                   help="--train: also time the new path with torch.compile (MODE: default, reduce-overhead, ...)")
+    b.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="--train: config overrides")
     b.set_defaults(func=_cmd_bench)
 
     i = sub.add_parser(
@@ -288,7 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
     g = sub.add_parser("gen-data", help="pre-render synthetic two-hand samples into .npz shards",
                        description="Render synthetic two-hand samples (deterministic by split, index and seed) "
                        "into shards that training reads through data.cache_dir.")
-    g.add_argument("--out", required=True)
+    g.add_argument("--out", help="folder for the shards (and meta.json); required unless --preview")
     g.add_argument("--num", type=int, default=20000)
     g.add_argument("--split", default="train", choices=("train", "test"))
     g.add_argument("--img-size", type=int, default=256)
@@ -296,6 +328,12 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--shard-size", type=int, default=256)
     g.add_argument("--workers", type=int, default=0, help="worker processes (0 = this process)")
     g.add_argument("--mano-dir", help="render MANO hands instead of the built-in model")
+    g.add_argument("--generator-version", type=int, default=2, choices=(1, 2),
+                   help="2 (default): hands on a person's forearms, egocentric and third-person "
+                        "cameras, palm/back skin cues; 1: the first generator (no handedness "
+                        "cues; kept for comparison). Must match the config's data.generator_version")
+    g.add_argument("--preview", metavar="PNG", help="instead of shards, write a picture of the first "
+                   "--num samples (image, image with seg and 2D skeleton, dense map) to PNG")
     g.set_defaults(func=_cmd_gen_data)
     return p
 

@@ -37,6 +37,7 @@ def test_demo_streams_frames_and_reports_accuracy(tmp_path):
     assert summary["frames_answered"] + summary["frames_dropped"] == 4
     assert summary["checkpoint"] == str(DEMO_WEIGHTS)
     assert 10.0 < summary["mpjpe_mm"] < 300.0 and summary["wrist_error_mm"] > 0
+    assert 0.0 <= summary["sides_correct_pct"] <= 100.0 and "sides ok" in proc.stdout
     assert summary["latency_ms_mean"] > 0
     assert (out / "demo_strip.png").stat().st_size > 10_000
     assert (out / "demo_overlay.mp4").is_file()

@@ -13,6 +13,7 @@ import numpy as np
 from . import textures as tx
 from .render import concat_meshes, interpolate_visible, rasterize, shade, vertex_normals
 from .scene import axis_angle_to_matrix
+from .skin_details import DetailGeometry, detail_geometry, detailed_albedo
 
 _RING = 14  # vertices around the forearm tube
 
@@ -30,6 +31,10 @@ class ModelInfo:
         wrist_ids: (W,) vertices of the open wrist end.
         arm_axis: (3,) canonical direction from the wrist towards the elbow.
         wrist_end: distance (m) of the wrist end from the wrist joint along ``arm_axis``.
+        mirror: (3,) factors taking this model's rest frame to the right hand's (x negated
+            for the left hand).
+        rest_normals: (V, 3) rest vertex normals.
+        details: crease/nail geometry (:func:`skin_details.detail_geometry`, right frame).
     """
 
     faces: np.ndarray
@@ -40,6 +45,20 @@ class ModelInfo:
     wrist_ids: np.ndarray
     arm_axis: np.ndarray
     wrist_end: float
+    mirror: np.ndarray
+    rest_normals: np.ndarray
+    details: DetailGeometry
+
+
+def rest_joints(model) -> np.ndarray:
+    """(21, 3) rest joints of a ``HandModel`` in output order (its own frame)."""
+    import torch
+
+    from ..hand_model.lbs import joints21_from
+
+    v = model.v_template.detach().double()[None]
+    j16 = torch.einsum("jv,bvc->bjc", model.J_regressor.detach().double(), v)
+    return joints21_from(j16, v, model.tip_vertex_ids.cpu())[0].numpy()
 
 
 _INFO: dict[str, ModelInfo] = {}
@@ -61,10 +80,12 @@ def model_info(model) -> ModelInfo:
         axis = np.array([1.0, 0.0, 0.0]) if model.side == "right" else np.array([-1.0, 0.0, 0.0])
         along = (rest - j0) @ axis
         end = float(along.max())
+        mirror = np.array([-1.0, 1.0, 1.0]) if model.side == "left" else np.ones(3)
         _INFO[key] = ModelInfo(faces=faces, rest=rest, dense=dense_vertex_colours(rest, model.side),
                                palm=palm, nail=nail,
                                wrist_ids=np.flatnonzero(along > end - 0.012),
-                               arm_axis=axis, wrist_end=end)
+                               arm_axis=axis, wrist_end=end, mirror=mirror, rest_normals=normals,
+                               details=detail_geometry(rest_joints(model) * mirror))
     return _INFO[key]
 
 
@@ -90,6 +111,12 @@ def _rot(axis: int, angle: float) -> np.ndarray:
     r = np.eye(3)
     r[i, i], r[i, j], r[j, i], r[j, j] = c, -s, s, c
     return r
+
+
+def skin_variation(rng: np.random.Generator, info: ModelInfo) -> np.ndarray:
+    """Smooth blotchy variation of the skin: (V,) multipliers around 1 (+- 8%)."""
+    k = rng.normal(0.0, 70.0, size=(3, 3))
+    return 1.0 + 0.08 * np.sin(info.rest @ k.T + rng.uniform(0, 2 * np.pi, size=3)).mean(1)
 
 
 def hand_albedo(rng: np.random.Generator, info: ModelInfo, skin: np.ndarray) -> np.ndarray:
@@ -139,8 +166,20 @@ def _arm_direction(rng: np.random.Generator, start: np.ndarray, axis: np.ndarray
     return best
 
 
+def _turn(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Smallest rotation (3, 3) taking unit vector ``a`` to unit vector ``b``."""
+    v, c = np.cross(a, b), float(np.dot(a, b))
+    if c < -1.0 + 1e-9:  # opposite: half a turn about any perpendicular axis
+        p = np.eye(3)[int(np.argmin(np.abs(a)))]
+        p = np.cross(a, p) / np.linalg.norm(np.cross(a, p))
+        return 2.0 * np.outer(p, p) - np.eye(3)
+    vx = np.array([[0, -v[2], v[1]], [v[2], 0, -v[0]], [-v[1], v[0], 0]])
+    return np.eye(3) + vx + vx @ vx / (1.0 + c)
+
+
 def arm_mesh(rng: np.random.Generator, info: ModelInfo, verts: np.ndarray, rot: np.ndarray,
-             wrist: np.ndarray, obstacle: np.ndarray | None = None, sleeve_at: float = np.inf
+             wrist: np.ndarray, obstacle: np.ndarray | None = None, sleeve_at: float = np.inf,
+             direction: np.ndarray | None = None, length: float | None = None
              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A forearm tube fitted to the wrist end of a posed hand.
 
@@ -148,7 +187,9 @@ def arm_mesh(rng: np.random.Generator, info: ModelInfo, verts: np.ndarray, rot: 
         verts: (V, 3) posed hand vertices (camera frame); rot: (3, 3) global rotation;
         wrist: (3,) wrist joint (camera frame); obstacle: (M, 3) other hand's vertices that
         the arm should avoid (camera frame); sleeve_at: where a sleeve starts (metres along
-        the arm; adds rings there for a sharp colour edge).
+        the arm; adds rings there for a sharp colour edge); direction: (3,) unit wrist ->
+        elbow direction (camera frame) of a forearm that belongs to a body (then the arm
+        follows it and ``obstacle`` is not used); length: forearm length (random if None).
     Returns:
         verts (N, 3), faces (F, 3), ring distance along the arm (N,) in metres.
     """
@@ -157,9 +198,12 @@ def arm_mesh(rng: np.random.Generator, info: ModelInfo, verts: np.ndarray, rot: 
     radius = 0.5 * (local.max(0) - local.min(0)) * 0.85
     ax = info.arm_axis
     start = (info.wrist_end - 0.006) * ax + centre * (1 - np.abs(ax))
-    length = rng.uniform(0.15, 0.3)
-    obstacle_local = None if obstacle is None else (obstacle[::3] - wrist) @ rot
-    bend = _arm_direction(rng, start, ax, float(radius.max()), length, obstacle_local)
+    length = rng.uniform(0.15, 0.3) if length is None else float(length)
+    if direction is not None:
+        bend = _turn(ax, rot.T @ (np.asarray(direction, float) / np.linalg.norm(direction)))
+    else:
+        obstacle_local = None if obstacle is None else (obstacle[::3] - wrist) @ rot
+        bend = _arm_direction(rng, start, ax, float(radius.max()), length, obstacle_local)
     s = np.array([0.0, 0.02, 0.04, 0.07, 0.12, 0.2, 0.3]) * (length / 0.3)
     if 0.0 < sleeve_at < length:
         s = np.unique(np.concatenate([s, [sleeve_at - 0.002, sleeve_at + 0.002]]))
@@ -197,43 +241,68 @@ def render_hands(rng: np.random.Generator, cfg, models, scene, K_crop: np.ndarra
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Render the scene into the ``cfg.img_size`` crop.
 
+    Version 1 shades per-vertex colours (skin, a slightly paler palm, nails). Version 2
+    (``cfg.version >= 2``) evaluates the skin per pixel (:mod:`data.skin_details`: palm
+    colour on every tone, creases, nails, knuckles) and, when the scene has a body, lays each
+    forearm along its own arm towards the elbow.
+
     Args:
         cfg: SyntheticConfig; models: (left, right); scene: synthetic.Scene; K_crop: (3, 3).
     Returns:
         image (S, S, 3) uint8, seg (S, S) uint8 (0 bg, 1 left, 2 right), dense (S, S, 3) uint8.
     """
     size = cfg.img_size
+    detailed = getattr(cfg, "version", 1) >= 2
     background = tx.random_background(rng, size, cfg.distractor_p)
     skins = tx.sample_skin_pair(rng)
-    meshes, albedo, dense = [], [], []
+    meshes, albedo, dense, rest_p, rest_n = [], [], [], [], []
     infos = [model_info(m) for m in models]
     for k, info in enumerate(infos):
         meshes.append((scene.verts[k], info.faces))
-        albedo.append(hand_albedo(rng, info, skins[k]))
+        if detailed:  # the vertex colour only carries the blotchy variation; detail per pixel
+            albedo.append(np.repeat(skin_variation(rng, info)[:, None], 3, axis=1))
+        else:
+            albedo.append(hand_albedo(rng, info, skins[k]))
         dense.append(info.dense)
+        rest_p.append(info.rest * info.mirror)
+        rest_n.append(info.rest_normals * info.mirror)
     rots = axis_angle_to_matrix(scene.pose[:, :3])
     sleeve = tx.srgb_to_linear(tx.random_colour(rng, 1, saturation=0.8)[0])
     sleeve_at = rng.uniform(0.01, 0.12) if rng.uniform() < cfg.sleeve_p else np.inf
     for k, info in enumerate(infos):
         if rng.uniform() < cfg.arm_p:
+            body = scene.arm_dirs is not None
             v, f, dist = arm_mesh(rng, info, scene.verts[k], rots[k], scene.joints[k, 0],
-                                  obstacle=scene.verts[1 - k], sleeve_at=sleeve_at)
+                                  obstacle=scene.verts[1 - k], sleeve_at=sleeve_at,
+                                  direction=scene.arm_dirs[k] if body else None,
+                                  length=rng.uniform(0.22, 0.3) if body else None)
             meshes.append((v, f))
             skin = tx.srgb_to_linear(skins[k]) * 0.95
             albedo.append(np.where((dist > sleeve_at)[:, None], sleeve, skin))
             dense.append(np.zeros((len(v), 3)))
+            rest_p.append(np.zeros((len(v), 3)))
+            rest_n.append(np.zeros((len(v), 3)))
     verts, faces, label = concat_meshes(meshes)
     raster = rasterize(verts, faces, K_crop, (size, size))
     mask = raster.mask
-    attrs = np.concatenate([vertex_normals(verts, faces), verts, np.concatenate(albedo),
-                            np.concatenate(dense)], axis=1)
-    px = interpolate_visible(attrs, faces, raster)  # (M, 12)
-    colour = shade(px[:, 0:3], px[:, 3:6], px[:, 6:9], **sample_lights(rng, cfg.second_light_p))
+    attrs = [vertex_normals(verts, faces), verts, np.concatenate(albedo), np.concatenate(dense)]
+    if detailed:
+        attrs += [np.concatenate(rest_p), np.concatenate(rest_n)]
+    px = interpolate_visible(np.concatenate(attrs, axis=1), faces, raster)  # (M, 12 or 18)
+    vis = label[raster.face_id[mask]]
+    alb = px[:, 6:9]
+    if detailed:
+        alb = alb.copy()
+        for k in range(2):
+            on = vis == k
+            if on.any():
+                alb[on] = alb[on] * detailed_albedo(px[on, 12:15], px[on, 15:18], skins[k],
+                                                    infos[k].details, rng)
+    colour = shade(px[:, 0:3], px[:, 3:6], alb, **sample_lights(rng, cfg.second_light_p))
     image = background.copy()
     image[mask] = tx.linear_to_srgb(colour * rng.uniform(0.85, 1.2))
     image = tx.camera_effects(rng, image, cfg.motion_blur_p, cfg.noise_max, cfg.jpeg_p)
     seg = np.zeros((size, size), dtype=np.uint8)
-    vis = label[raster.face_id[mask]]
     seg[mask] = np.where(vis < 2, vis + 1, 0)
     dense_img = np.zeros((size, size, 3), dtype=np.uint8)
     dense_img[mask] = np.clip(px[:, 9:12] * 255.0 + 0.5, 0, 255).astype(np.uint8)

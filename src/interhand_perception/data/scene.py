@@ -140,18 +140,25 @@ def sample_direction(rng: np.random.Generator, cfg: SyntheticConfig) -> np.ndarr
 
 
 def place_hands(rng: np.random.Generator, rel: np.ndarray, cfg: SyntheticConfig,
-                tries: int = 20) -> np.ndarray:
+                tries: int = 20, direction: np.ndarray | None = None) -> np.ndarray:
     """Wrist positions of the two hands relative to their common centre.
 
     Args:
         rel: (2, V, 3) wrist-relative vertices of (left, right) in camera orientation.
+        direction: (3,) unit direction from the left hand towards the right one (camera
+            frame); random (:func:`sample_direction`) if None. A try that leaves the wrists
+            more than ``cfg.max_root_distance`` apart perturbs it.
     Returns:
         (2, 3) wrist positions such that the meshes nearly touch, centred on the pair's centre.
     """
     cen = rel.mean(axis=1)  # (2, 3)
     a, b = rel[0] - cen[0], rel[1] - cen[1]
-    for _ in range(tries):
-        d, gap = sample_direction(rng, cfg), sample_gap(rng, cfg)
+    for k in range(tries):
+        if direction is None:
+            d = sample_direction(rng, cfg)
+        else:
+            d = _unit(np.asarray(direction, float) + rng.normal(0.0, 0.15 * k, size=3))
+        gap = sample_gap(rng, cfg)
         t = approach_distance(a, b, d, gap)
         if not np.isfinite(t):  # cannot happen for gap > 0; keep the loop total anyway
             t = 0.15
@@ -195,6 +202,8 @@ class Scene(NamedTuple):
     pose: np.ndarray     # (2, 48) camera-frame global orient + 45 axis-angle
     betas: np.ndarray    # (2, 10)
     K: np.ndarray        # (3, 3) full-frame intrinsics
+    arm_dirs: np.ndarray | None = None  # (2, 3) unit wrist -> elbow (camera frame); None: free
+    view: str = "free"   # "egocentric", "third_person" or "free" (no body)
 
 
 def _sample_hand_pose(rng: np.random.Generator, side: str, style: str) -> np.ndarray:
@@ -230,7 +239,15 @@ def pose_hands(models: Sequence, rots: np.ndarray, hand_pose: np.ndarray,
 
 
 def sample_scene(rng: np.random.Generator, cfg: SyntheticConfig, models: Sequence) -> Scene:
-    """Random two-hand scene in the camera frame (see the module docstring)."""
+    """Random two-hand scene in the camera frame, by the generator version ``cfg.version``.
+
+    Version 2 (``body`` layout, :mod:`data.body`): both forearms come from their own
+    shoulders, hand orientations follow the forearms, the camera is the person's own or
+    someone else's. Version 1 (``free`` layout, kept for comparison): independent orientations and a
+    random approach direction, so nothing but the hands' own shading tells left from right.
+    """
+    if cfg.version >= 2:
+        return sample_body_scene(rng, cfg, models)
     betas = rng.normal(0.0, cfg.betas_std, size=(2, 10))
     hand_pose = np.stack([_sample_hand_pose(rng, s, cfg.pose_style) for s in SIDES])
     rots = np.stack([sample_orientation(rng, s, cfg) for s in SIDES])
@@ -239,3 +256,25 @@ def sample_scene(rng: np.random.Generator, cfg: SyntheticConfig, models: Sequenc
     roots = place_hands(rng, rel_v, cfg) + centre
     return Scene(verts=rel_v + roots[:, None], joints=rel_j + roots[:, None], pose=pose,
                  betas=betas, K=K)
+
+
+def sample_body_scene(rng: np.random.Generator, cfg: SyntheticConfig, models: Sequence) -> Scene:
+    """Two hands at the ends of a person's forearms, seen by a random camera (:mod:`data.body`).
+
+    Returns:
+        :class:`Scene` with ``arm_dirs`` and ``view`` set.
+    """
+    from .body import approach_direction, sample_hand_frames, sample_rig
+
+    betas = rng.normal(0.0, cfg.betas_std, size=(2, 10))
+    hand_pose = np.stack([_sample_hand_pose(rng, s, cfg.pose_style) for s in SIDES])
+    rig = sample_rig(rng, cfg)
+    normals, fingers = sample_hand_frames(rng, rig)
+    to_cam = rig.R.T  # body-frame directions -> camera frame
+    rots = np.stack([to_cam @ hand_rotation(normals[k], fingers[k], s) for k, s in enumerate(SIDES)])
+    rel_v, rel_j, pose = pose_hands(models, rots, hand_pose, betas)
+    K, _ = sample_camera(rng, cfg)
+    direction = to_cam @ approach_direction(rng, rig, cfg)
+    roots = place_hands(rng, rel_v, cfg, direction=direction) + to_cam @ (rig.centre - rig.eye)
+    return Scene(verts=rel_v + roots[:, None], joints=rel_j + roots[:, None], pose=pose,
+                 betas=betas, K=K, arm_dirs=rig.forearm_dirs @ rig.R, view=rig.view)

@@ -5,12 +5,24 @@ A sample is a pure function of ``(split, index, config)``: the random generator 
 "test", so the held-out test split never changes with ``config.seed`` and never shares a
 stream with the training data. (It still depends on the hand model and the pose prior.)
 
-Scene: two hands (left and right models), random plausible finger poses and shapes, global
-orientations biased to palms/backs facing the camera, the second hand brought towards the
-first along a random direction until the two meshes are a few millimetres apart (so they
-touch, overlap in the image and occlude each other without interpenetrating), a forearm on
-each wrist, a random pinhole camera. The square DIR crop (extent / 0.8, slightly jittered) is
-rendered directly with the crop intrinsics. Output: the dict of docs/architecture.md.
+Generator versions (``SyntheticConfig.version``; recorded in shard meta.json, checkpoints and
+evaluations, and part of the held-out split's seed, so each version has its own test split):
+
+* **2** (default): a person behind the hands (:mod:`data.body`): each forearm comes from the
+  shoulder on its own side through a plausible elbow, hand orientations follow the forearms
+  (pronation/supination, small wrist bends), crossed arms are rare, and the camera is the
+  person's own (egocentric) or someone else's (third person). Skin is shaded per pixel with
+  palm-vs-back cues that hold on every skin tone (:mod:`data.skin_details`: palm colour,
+  creases, nails, knuckles).
+* **1**: the first generator, kept to show what it lacks: independent hand orientations, the
+  right hand approaching from any direction, per-vertex skin. A network cannot tell left from
+  right on it (left/right segmentation at chance).
+
+Common to both: random plausible finger poses and shapes; the second hand brought towards the
+first until the two meshes are a few millimetres apart (so they touch, overlap in the image and
+occlude each other without interpenetrating); forearms; a random pinhole camera. The square DIR
+crop (extent / 0.8, slightly jittered) is rendered directly with the crop intrinsics. Output:
+the dict of docs/architecture.md.
 """
 from __future__ import annotations
 
@@ -34,6 +46,8 @@ from .shards import ShardReader, write_shard
 from ..hand_model.joints import SIDES
 
 SPLIT_CODES = {"train": 0, "val": 1}
+#: The newest generator version (see the module docstring).
+GENERATOR_VERSION = 2
 #: Entropy of the fixed test split (independent of ``SyntheticConfig.seed``).
 TEST_ENTROPY = 0x7E57_1A7E
 
@@ -44,6 +58,7 @@ class SyntheticConfig:
 
     img_size: int = 256
     seed: int = 0
+    version: int = GENERATOR_VERSION
     pose_style: str = "any"
     betas_std: float = 0.8
     focal_range: tuple[float, float] = (400.0, 1500.0)
@@ -58,6 +73,8 @@ class SyntheticConfig:
     max_root_distance: float = 0.3
     crop_shift: float = 0.04        # crop centre jitter, fraction of the side
     crop_scale: tuple[float, float] = (0.97, 1.08)
+    egocentric_p: float = 0.4       # version 2: the person's own camera, else a third person's
+    cross_p: float = 0.06           # version 2: crossed arms (left wrist right of the right one)
     arm_p: float = 0.85
     sleeve_p: float = 0.4
     second_light_p: float = 0.5
@@ -67,14 +84,20 @@ class SyntheticConfig:
     noise_max: float = 0.03
 
 
-def sample_rng(split: str, index: int, seed: int) -> np.random.Generator:
-    """The generator of one sample (see the module docstring)."""
+def sample_rng(split: str, index: int, seed: int, version: int = 1) -> np.random.Generator:
+    """The generator of one sample (see the module docstring).
+
+    Version 1 keeps its original streams; later versions add the version to the entropy,
+    so their test split is a new, fixed set ("test split v2").
+    """
     if split == "test":
         entropy = [TEST_ENTROPY, 2, int(index)]
     elif split in SPLIT_CODES:
         entropy = [int(seed), SPLIT_CODES[split], int(index)]
     else:
         raise ValueError(f"split must be train, val or test, got {split!r}")
+    if version >= 2:
+        entropy.append(int(version))
     return np.random.default_rng(np.random.SeedSequence(entropy))
 
 
@@ -101,7 +124,9 @@ def generate_sample(index: int, split: str = "train", config: SyntheticConfig | 
     """
     cfg = config or SyntheticConfig()
     models = models if models is not None else load_models()
-    rng = sample_rng(split, index, cfg.seed)
+    if cfg.version not in (1, 2):
+        raise ValueError(f"unknown synthetic generator version {cfg.version} (known: 1, 2)")
+    rng = sample_rng(split, index, cfg.seed, cfg.version)
     scene = sample_scene(rng, cfg, models)
     size = cfg.img_size
     box = jittered_box(rng, project(scene.verts.reshape(-1, 3), scene.K), cfg)

@@ -99,27 +99,34 @@ def initial_param_bias(side: str, num_pca: int = 45, num_betas: int = 10) -> tor
 class SpatialAttention(nn.Module):
     """Per-hand spatial attention (paper eq. 1-2).
 
-    Forward: feat (B, C, h, w) -> (pooled (B, C), attention (B, 1, h, w) in (0, 1)).
+    ``net`` ends in the logit conv; the sigmoid is applied in ``forward`` so that the logits can
+    be supervised directly (``loss.attention``). Parameter names are those of the earlier
+    ``Sequential(..., Sigmoid())`` (the sigmoid held none), so checkpoints load unchanged.
+
+    Forward: feat (B, C, h, w) -> (pooled (B, C), attention (B, 1, h, w) in (0, 1),
+    logits (B, 1, h, w) with ``attention = sigmoid(logits)``).
     """
 
     def __init__(self, channels: int, hidden: int) -> None:
         super().__init__()
         self.net = nn.Sequential(
             nn.Conv2d(channels, hidden, 3, padding=1), nn.BatchNorm2d(hidden), nn.ReLU(),
-            nn.Conv2d(hidden, 1, 1), nn.Sigmoid(),
+            nn.Conv2d(hidden, 1, 1),
         )
 
-    def forward(self, feat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        att = self.net(feat)
+    def forward(self, feat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        logits = self.net(feat)
+        att = torch.sigmoid(logits)
         pooled = (feat * att).sum(dim=(2, 3)) / (att.sum(dim=(2, 3)) + 1e-6)
-        return pooled, att
+        return pooled, att, logits
 
 
 class InitialRegressor(nn.Module):
     """Initial estimate from the stride-32 map.
 
     Forward: feat (B, C, h, w) -> dict with "params" {side: (B, P)}, "offset" (B, 3) raw
-    (units of 0.15 m), "attention" {side: (B, 1, h, w)}.
+    (units of 0.15 m), "attention" {side: (B, 1, h, w)} in (0, 1) and "attention_logits"
+    {side: (B, 1, h, w)}.
     """
 
     def __init__(self, channels: int, hidden: int, num_pca: int = 45, num_betas: int = 10) -> None:
@@ -136,12 +143,12 @@ class InitialRegressor(nn.Module):
             self.offset.bias.copy_(torch.tensor(INIT_OFFSET))
 
     def forward(self, feat: torch.Tensor) -> dict:
-        params, attention = {}, {}
+        params, attention, logits = {}, {}, {}
         for s in SIDES:
-            pooled, attention[s] = self.attention[s](feat)
+            pooled, attention[s], logits[s] = self.attention[s](feat)
             params[s] = self.regress[s](pooled)
         offset = self.offset(feat.mean(dim=(2, 3)))
-        return {"params": params, "offset": offset, "attention": attention}
+        return {"params": params, "offset": offset, "attention": attention, "attention_logits": logits}
 
 
 class ParamUpdate(nn.Module):

@@ -44,8 +44,9 @@ def cell_centres(h: int, w: int, like: torch.Tensor) -> torch.Tensor:
 
 def to_cells(uv: torch.Tensor, h: int, w: int) -> torch.Tensor:
     """(..., 2) normalised ``(u, v)`` in [-1, 1] -> (..., 2) cell units ``(x, y)``."""
-    scale = uv.new_tensor([w / 2.0, h / 2.0])
-    return (uv + 1.0) * scale
+    # Python-number scales: a tensor made from a list here would be a host-to-device copy
+    # (a sync on CUDA) in every forward.
+    return torch.stack([(uv[..., 0] + 1.0) * (w / 2.0), (uv[..., 1] + 1.0) * (h / 2.0)], dim=-1)
 
 
 def segment_weights(a: torch.Tensor, b: torch.Tensor, h: int, w: int,

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..hand_model.joints import NUM_JOINTS, SIDES
+from ..hand_model.layer import HandModel
 from .config import DIRConfig
 from .gcn import IntraHandGCN
 from .heads import (InitialRegressor, ParamUpdate, PixelHeads, decode_camera, project_weak_perspective,
@@ -148,7 +149,13 @@ class DIRNet(nn.Module):
                 "camera" {side: (B, 3)} decoded ``(s, tx, ty)``, s > 0;
             "seg": (B, 3, S/8, S/8) logits (background, left, right);
             "dense": (B, 3, S/8, S/8) in (0, 1);
-            "attention": {side: (B, 1, S/32, S/32)}.
+            "attention": {side: (B, 1, S/32, S/32)} in (0, 1);
+            "attention_logits": {side: (B, 1, S/32, S/32)}, the attention before its sigmoid.
+
+    Mixed precision: under autocast (bf16/fp16) the convolutions and linear layers run in the
+    low precision, but :meth:`decode` (hand models, camera, projection) runs in float32 with
+    autocast disabled and returns float32 tensors: skinning subtracts nearby vertex positions
+    (edges, normals, wrist-relative coordinates), which bf16's 8-bit mantissa cannot resolve.
     """
 
     def __init__(self, config: DIRConfig, hand_models: Mapping[str, nn.Module]) -> None:
@@ -169,14 +176,28 @@ class DIRNet(nn.Module):
         self.hand_models = nn.ModuleDict({s: hand_models[s] for s in SIDES})
 
     def decode(self, params: dict, offset: torch.Tensor) -> dict:
-        """Run the hand models and the camera on parameters -> one stage dict (see forward)."""
+        """Run the hand models and the camera on parameters -> one stage dict (see forward).
+
+        Under autocast the parameters are cast to float32 and decoded with autocast disabled
+        (the stage dict then holds float32 tensors); otherwise nothing is cast.
+        """
+        device_type = offset.device.type
+        if torch.is_autocast_enabled(device_type):
+            with torch.autocast(device_type=device_type, enabled=False):
+                return self._decode({s: params[s].float() for s in SIDES}, offset.float())
+        return self._decode(params, offset)
+
+    def _decode(self, params: dict, offset: torch.Tensor) -> dict:
+        """:meth:`decode` in the tensors' own precision."""
         sl = self.config.param_slices
         out = {"params": params, "offset": offset, "joints": {}, "verts": {}, "joints2d": {},
                "verts2d": {}, "camera": {}}
         for s in SIDES:
             p = params[s]
-            res = self.hand_models[s](p[:, sl["rot6d"]], p[:, sl["pose"]], p[:, sl["betas"]],
-                                      pose_type="pca", rot_type="6d")
+            hand = self.hand_models[s]
+            extra = {"compute_full_pose": False} if isinstance(hand, HandModel) else {}
+            res = hand(p[:, sl["rot6d"]], p[:, sl["pose"]], p[:, sl["betas"]], pose_type="pca", rot_type="6d",
+                       **extra)
             root = res.joints[:, :1]
             joints, verts = res.joints - root, res.vertices - root
             cam = decode_camera(p[:, sl["camera"]])
@@ -200,7 +221,8 @@ class DIRNet(nn.Module):
             stages.append(out)
             stride = target
         seg, dense = self.heads(upsample(x, stride // 8))
-        return {"stages": stages, "seg": seg, "dense": dense, "attention": init["attention"]}
+        return {"stages": stages, "seg": seg, "dense": dense, "attention": init["attention"],
+                "attention_logits": init["attention_logits"]}
 
 
 def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:

@@ -6,7 +6,11 @@ Reported (millimetres unless stated):
   (stage 0 = initial estimate, then each refinement), so the effect of refinement is visible;
 * MRRPE of the right-minus-left wrist vector (the network's offset vs. ground truth);
 * MIAA in crop pixels; PCK curve and AUC over 0-50 mm (wrist-aligned, scaled joints);
-* interpenetration volume (cm^3, 0.5 cm voxels) of the predicted pair and of the ground truth.
+* interpenetration volume (cm^3, 0.5 cm voxels) of the predicted pair and of the ground truth;
+* handedness diagnostics (:mod:`evaluation.handedness`): left/right accuracy of the segmentation
+  head, distance between the two predicted hand centres, spread of the predicted offset and
+  palm-orientation error, each next to its ground-truth value or a constant-guess baseline, so a
+  network that never learns which hand is which is visible in the summary.
 """
 from __future__ import annotations
 
@@ -19,6 +23,7 @@ from tqdm import tqdm
 from ..data.dataset import normalise_batch
 from ..hand_model.joints import SIDES
 from ..training.losses import UNIT
+from .handedness import downsample_seg, handedness_summary
 from .interpenetration import interpenetration_volume
 from .metrics import evaluate_protocols, joint_errors, miaa, pck_curve
 
@@ -26,7 +31,8 @@ from .metrics import evaluate_protocols, joint_errors, miaa, pck_curve
 
 def _stack_pred(pred: dict, img_size: int) -> list[dict]:
     """Per stage numpy arrays: joints (B,2,21,3) and verts (B,2,V,3) in a common frame
-    (left wrist at the origin, right wrist at the predicted offset), verts2d in pixels."""
+    (left wrist at the origin, right wrist at the predicted offset), verts2d (B,2,V,2) and
+    joints2d (B,2,21,2) in crop pixels, offset (B,3) right minus left root in units of UNIT."""
     out = []
     for st in pred["stages"]:
         offset = (st["offset"].float() * UNIT).cpu().numpy()  # (B, 3) metres
@@ -34,7 +40,9 @@ def _stack_pred(pred: dict, img_size: int) -> list[dict]:
         joints = np.stack([st["joints"][s].float().cpu().numpy() for s in SIDES], axis=1) + shift
         verts = np.stack([st["verts"][s].float().cpu().numpy() for s in SIDES], axis=1) + shift
         v2d = np.stack([st["verts2d"][s].float().cpu().numpy() for s in SIDES], axis=1)
-        out.append({"joints": joints, "verts": verts, "verts2d": (v2d + 1.0) * (img_size / 2.0)})
+        j2d = np.stack([st["joints2d"][s].float().cpu().numpy() for s in SIDES], axis=1)
+        out.append({"joints": joints, "verts": verts, "verts2d": (v2d + 1.0) * (img_size / 2.0),
+                    "joints2d": (j2d + 1.0) * (img_size / 2.0), "offset": offset / UNIT})
     return out
 
 
@@ -46,13 +54,31 @@ def evaluate_model(model: torch.nn.Module, dataset, batch_size: int = 16, device
     Returns:
         ``{"summary": flat dict of headline numbers, "stages": [protocol dicts per stage],
         "pck": {"thresholds_mm", "pck"}, "num_samples": N}``.
+
+        The summary holds ``mpjpe_stage{i}`` for every stage i (0 = initial), the final stage's
+        protocol numbers, MIAA, AUC/PCK, optionally ``iv_cm3``/``iv_gt_cm3``, and the
+        handedness diagnostics of :func:`evaluation.handedness.handedness_summary`:
+
+        * ``lr_seg_acc``: on GT hand pixels (GT seg downsampled to the seg head's S/8 map by
+          nearest sampling at cell centres), fraction where the larger of the left/right logits
+          is the GT side (background ignored; chance 0.5); ``seg_acc``: 3-class pixel accuracy;
+        * ``lr_centre_dist_px`` / ``lr_centre_dist_gt_px``: mean distance (crop pixels) between
+          the left and right hand centres (mean of the 21 projected joints, final stage) /
+          the same for the GT 2D joints, over samples with both hands;
+        * ``offset_spread`` / ``offset_spread_gt``: RMS distance to their mean of the final
+          predicted offsets / of the GT right-minus-left wrist vectors, units of 0.15 m;
+        * ``palm_normal_err_deg`` (``_left``, ``_right``): mean angle between predicted (final
+          stage) and GT palm normals; ``palm_normal_err_const_deg`` (``_left``, ``_right``):
+          the same for the constant guess = the normalised mean GT normal of the side.
     """
     model.eval()
     device = device or next(model.parameters()).device
     dtype = next(model.parameters()).dtype
     n = len(dataset)
     stages_acc: list[dict[str, list]] = []
-    gt_acc: dict[str, list] = {"joints": [], "verts": [], "verts2d": [], "valid": []}
+    gt_acc: dict[str, list] = {"joints": [], "verts": [], "verts2d": [], "joints2d": [], "valid": [], "seg": []}
+    seg_logits: list[np.ndarray] = []
+    with_seg = True  # every batch has a seg head output and GT labels
     faces = {s: np.asarray(model.hand_models[s].faces) for s in SIDES} if hasattr(model, "hand_models") else None
     for start in tqdm(range(0, n, batch_size), disable=not progress, desc="eval", unit="batch"):
         samples = [dataset[i] for i in range(start, min(n, start + batch_size))]
@@ -67,8 +93,13 @@ def evaluate_model(model: torch.nn.Module, dataset, batch_size: int = 16, device
         gt_acc["joints"].append(np.stack([s["joints3d"] for s in samples]))
         gt_acc["verts"].append(np.stack([s["verts3d"] for s in samples]))
         gt_acc["verts2d"].append(np.stack([s["verts2d"] for s in samples]))
+        gt_acc["joints2d"].append(np.stack([s["joints2d"] for s in samples]))
+        with_seg = with_seg and "seg" in pred and all("seg" in s for s in samples)
+        if with_seg:  # GT labels at the seg head's resolution (nearest, at cell centres)
+            seg_logits.append(pred["seg"].float().cpu().numpy())
+            gt_acc["seg"].append(downsample_seg(np.stack([s["seg"] for s in samples]), pred["seg"].shape[-2:]))
         gt_acc["valid"].append(np.stack([s["hand_valid"] for s in samples]).astype(bool))
-    gt = {k: np.concatenate(v) for k, v in gt_acc.items()}
+    gt = {k: np.concatenate(v) for k, v in gt_acc.items() if v}
     stages = [{k: np.concatenate(v) for k, v in acc.items()} for acc in stages_acc]
 
     summary: dict = {}
@@ -90,6 +121,10 @@ def evaluate_model(model: torch.nn.Module, dataset, batch_size: int = 16, device
     pck, auc = pck_curve(errs, thresholds)
     summary["auc_0_50"] = auc
     summary["pck_20mm"] = float(pck[np.searchsorted(thresholds, 20.0)])
+    gt_offset = (gt["joints"][:, 1, 0] - gt["joints"][:, 0, 0]) / UNIT
+    summary.update(handedness_summary(
+        np.concatenate(seg_logits) if with_seg and seg_logits else None, gt.get("seg"), final["joints2d"], gt["joints2d"],
+        final["offset"], gt_offset, final["joints"], gt["joints"], v))
     if with_iv and faces is not None:
         both = np.nonzero(v.all(axis=1))[0][:iv_samples]
         iv_pred = [interpenetration_volume(final["verts"][j, 0], faces["left"], final["verts"][j, 1], faces["right"]) for j in both]
@@ -143,6 +178,17 @@ def format_report(res: dict) -> str:
               "-MS: middle-MCP aligned + scaled; -M: middle-MCP aligned only. All in mm.",
               f"MIAA {s['miaa_px']:.2f} px (crop pixels)   AUC(0-50 mm) {s['auc_0_50']:.3f}   "
               f"PCK@20mm {s['pck_20mm']:.3f}"]
+    if "lr_seg_acc" in s or "lr_centre_dist_px" in s:
+        lines += ["", "handedness (does the network tell the hands apart?):"]
+        if "lr_seg_acc" in s:
+            lines.append(f"  left/right seg accuracy on hand pixels {s['lr_seg_acc']:.3f} (chance 0.5)   "
+                         f"3-class seg accuracy {s['seg_acc']:.3f}")
+        lines += [f"  hand centre distance {s['lr_centre_dist_px']:.1f} px (ground truth "
+                  f"{s['lr_centre_dist_gt_px']:.1f} px)   offset spread {s['offset_spread']:.3f} "
+                  f"(ground truth {s['offset_spread_gt']:.3f}) x 0.15 m",
+                  f"  palm normal error {s['palm_normal_err_deg']:.1f} deg (left "
+                  f"{s['palm_normal_err_deg_left']:.1f}, right {s['palm_normal_err_deg_right']:.1f}); "
+                  f"constant guess {s['palm_normal_err_const_deg']:.1f} deg"]
     if "iv_cm3" in s:
         lines.append(f"interpenetration volume {s['iv_cm3']:.2f} cm^3 (ground truth {s['iv_gt_cm3']:.2f} cm^3)")
     return "\n".join(lines)

@@ -173,7 +173,7 @@ def volume_agreement(num_scenes: int = 50, shifts_mm: Sequence[float] = (10, 20,
     cfg = SyntheticConfig()
     pairs = []
     for i in range(num_scenes):
-        verts = sample_scene(sample_rng("test", i, cfg.seed), cfg, models).verts
+        verts = sample_scene(sample_rng("test", i, cfg.seed, cfg.version), cfg, models).verts
         d = verts[0].mean(axis=0) - verts[1].mean(axis=0)
         d /= np.linalg.norm(d)
         for shift in shifts_mm:

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from . import lbs as L
-from .joints import JOINT_NAMES, NUM_SKIN_JOINTS
+from .joints import JOINT_NAMES, NUM_SKIN_JOINTS, SKIN_TO_OUTPUT
 from .model_data import HandModelData
 
 POSE_TYPES = ("pca", "axis_angle")
@@ -34,13 +34,14 @@ class HandOutput:
         joints: (B, 21, 3) joints in ``JOINT_NAMES`` order (16 skinning joints + 5 tips).
         joints16: (B, 16, 3) skinning joints (MANO order).
         full_pose: (B, 48) axis-angle of all 16 joints (global orient first), hands mean
-            included when the model is not ``flat_hand_mean``.
+            included when the model is not ``flat_hand_mean``; None when the forward was
+            asked not to compute it.
     """
 
     vertices: torch.Tensor
     joints: torch.Tensor
     joints16: torch.Tensor
-    full_pose: torch.Tensor
+    full_pose: torch.Tensor | None
 
     @property
     def wrist(self) -> torch.Tensor:
@@ -140,6 +141,8 @@ class HandModel(nn.Module):
         # Plain-int copy for the kinematic loop (avoids a device sync per forward).
         self.parents_list = tuple(int(p) for p in data.parents)
         ints("tip_vertex_ids", data.tip_vertex_ids)
+        ints("joint_order", SKIN_TO_OUTPUT)  # on the model's device: no per-call host copy
+        ints("parent_index", self.parents_list[1:])
         ints("faces_tensor", self.faces)
 
     def extra_repr(self) -> str:
@@ -175,7 +178,8 @@ class HandModel(nn.Module):
 
     def forward(self, global_orient: torch.Tensor, hand_pose: torch.Tensor,
                 betas: torch.Tensor | None = None, transl: torch.Tensor | None = None,
-                pose_type: str = "pca", rot_type: str = "axis_angle") -> HandOutput:
+                pose_type: str = "pca", rot_type: str = "axis_angle",
+                compute_full_pose: bool = True) -> HandOutput:
         """Pose and shape the hand.
 
         Args:
@@ -186,17 +190,18 @@ class HandModel(nn.Module):
             transl: (B, 3) translation added after the rotation; None means zero.
             pose_type: "pca" or "axis_angle".
             rot_type: "axis_angle", "6d" or "matrix".
+            compute_full_pose: False skips ``full_pose`` (None then): for rot_type "6d" or
+                "matrix" it costs a matrix -> axis-angle conversion that training never reads.
 
         Returns:
             HandOutput with vertices (B, V, 3), joints (B, 21, 3), joints16 (B, 16, 3) and
-            full_pose (B, 48).
+            full_pose (B, 48) (or None).
         """
         batch = global_orient.shape[0]
         if hand_pose.shape[0] != batch:
             raise ValueError(f"batch mismatch: global_orient {batch}, "
                              f"hand_pose {hand_pose.shape[0]}")
         root_mat = global_orient_to_matrix(global_orient, rot_type)
-        root_aa = global_orient if rot_type == "axis_angle" else L.matrix_to_axis_angle(root_mat)
         pose45 = self.hand_pose_to_axis_angle(hand_pose, pose_type)
         finger_mats = L.batch_rodrigues(pose45.reshape(batch, -1, 3))
         rot_mats = torch.cat([root_mat[:, None], finger_mats], dim=1)
@@ -206,10 +211,14 @@ class HandModel(nn.Module):
             raise ValueError(f"betas must be (B, S) with B = {batch}, S <= {self.num_betas}, "
                              f"got {tuple(betas.shape)}")
         verts, joints16 = L.lbs(betas, rot_mats, self.v_template, self.shapedirs, self.posedirs,
-                                self.J_regressor, self.parents_list, self.lbs_weights)
+                                self.J_regressor, self.parents_list, self.lbs_weights,
+                                parent_index=self.parent_index)
         if transl is not None:
             verts = verts + transl[:, None]
             joints16 = joints16 + transl[:, None]
-        joints = L.joints21_from(joints16, verts, self.tip_vertex_ids)
-        full_pose = torch.cat([root_aa, pose45], dim=1)
+        joints = L.joints21_from(joints16, verts, self.tip_vertex_ids, self.joint_order)
+        full_pose = None
+        if compute_full_pose:
+            root_aa = global_orient if rot_type == "axis_angle" else L.matrix_to_axis_angle(root_mat)
+            full_pose = torch.cat([root_aa, pose45], dim=1)
         return HandOutput(vertices=verts, joints=joints, joints16=joints16, full_pose=full_pose)

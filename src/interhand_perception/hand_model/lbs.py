@@ -242,8 +242,8 @@ def _homogeneous(rot: torch.Tensor, transl: torch.Tensor) -> torch.Tensor:
     return torch.cat([top, bottom], dim=-2)
 
 
-def batch_rigid_transform(rot_mats: torch.Tensor, joints: torch.Tensor,
-                          parents: IntSeq) -> tuple[torch.Tensor, torch.Tensor]:
+def batch_rigid_transform(rot_mats: torch.Tensor, joints: torch.Tensor, parents: IntSeq,
+                          parent_index: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Forward kinematics of a kinematic tree.
 
     Joint ``j`` rotates by ``rot_mats[:, j]`` about its rest position; the root rotates about
@@ -253,6 +253,9 @@ def batch_rigid_transform(rot_mats: torch.Tensor, joints: torch.Tensor,
         rot_mats: (B, J, 3, 3) local rotations.
         joints: (B, J, 3) rest joint positions.
         parents: (J,) parent indices, ``parents[0] == -1`` and ``parents[j] < j``.
+        parent_index: optional (J - 1,) long tensor ``parents[1:]`` on ``joints``' device (a
+            module buffer): indexing with a Python list copies it to the device on every call,
+            which on CUDA waits for all queued work. None builds it from ``parents``.
 
     Returns:
         posed_joints: (B, J, 3) joint positions after posing.
@@ -261,7 +264,9 @@ def batch_rigid_transform(rot_mats: torch.Tensor, joints: torch.Tensor,
             transform).
     """
     par = _parent_list(parents)
-    rel_joints = torch.cat([joints[:, :1], joints[:, 1:] - joints[:, par[1:]]], dim=1)
+    if parent_index is None:
+        parent_index = torch.as_tensor(par[1:], dtype=torch.long, device=joints.device)
+    rel_joints = torch.cat([joints[:, :1], joints[:, 1:] - joints[:, parent_index]], dim=1)
     local = _homogeneous(rot_mats, rel_joints)
     chain = [local[:, 0]]
     for j in range(1, len(par)):
@@ -276,8 +281,8 @@ def batch_rigid_transform(rot_mats: torch.Tensor, joints: torch.Tensor,
 
 def lbs(betas: torch.Tensor, full_pose: torch.Tensor, v_template: torch.Tensor,
         shapedirs: torch.Tensor, posedirs: torch.Tensor, J_regressor: torch.Tensor,
-        parents: IntSeq, lbs_weights: torch.Tensor,
-        pose2rot: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        parents: IntSeq, lbs_weights: torch.Tensor, pose2rot: bool = False,
+        parent_index: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Shape, pose-correct and skin a 16-joint hand.
 
     Args:
@@ -291,6 +296,8 @@ def lbs(betas: torch.Tensor, full_pose: torch.Tensor, v_template: torch.Tensor,
         parents: (16,) kinematic tree.
         lbs_weights: (V, 16) skinning weights.
         pose2rot: whether ``full_pose`` is axis-angle.
+        parent_index: optional (15,) long tensor ``parents[1:]`` on the device
+            (:func:`batch_rigid_transform`).
 
     Returns:
         verts: (B, V, 3) posed vertices.
@@ -305,20 +312,22 @@ def lbs(betas: torch.Tensor, full_pose: torch.Tensor, v_template: torch.Tensor,
     rest_joints = vertices2joints(J_regressor, v_shaped)
     feats = pose_features(rot_mats)
     v_posed = v_shaped + torch.einsum("bp,vcp->bvc", feats, posedirs)
-    joints16, rel = batch_rigid_transform(rot_mats, rest_joints, parents)
+    joints16, rel = batch_rigid_transform(rot_mats, rest_joints, parents, parent_index)
     per_vertex = torch.einsum("vj,bjmn->bvmn", lbs_weights, rel[..., :3, :])
     verts = (per_vertex[..., :3] @ v_posed[..., None])[..., 0] + per_vertex[..., 3]
     return verts, joints16
 
 
 def joints21_from(joints16: torch.Tensor, verts: torch.Tensor,
-                  tip_vertex_ids: IntSeq) -> torch.Tensor:
+                  tip_vertex_ids: IntSeq, order: IntSeq | None = None) -> torch.Tensor:
     """The 21 output joints from the 16 skinning joints and 5 fingertip vertices.
 
     Args:
         joints16: (B, 16, 3) skinning joints (MANO order).
         verts: (B, V, 3) vertices.
         tip_vertex_ids: (5,) fingertip vertex ids: thumb, index, middle, ring, little.
+        order: (21,) :data:`joints.SKIN_TO_OUTPUT` as a long tensor on ``verts``' device (a
+            module buffer, so that no host-to-device copy happens per call); None builds it.
 
     Returns:
         (B, 21, 3) joints in ``joints.JOINT_NAMES`` order.
@@ -326,5 +335,7 @@ def joints21_from(joints16: torch.Tensor, verts: torch.Tensor,
     if joints16.shape[1] != NUM_SKIN_JOINTS:
         raise ValueError(f"expected (B, {NUM_SKIN_JOINTS}, 3) joints, got {tuple(joints16.shape)}")
     tips = torch.as_tensor(tip_vertex_ids, dtype=torch.long, device=verts.device)
-    order = torch.as_tensor(SKIN_TO_OUTPUT, dtype=torch.long, device=verts.device)
+    if order is None:
+        order = SKIN_TO_OUTPUT
+    order = torch.as_tensor(order, dtype=torch.long, device=verts.device)
     return torch.cat([joints16, verts[:, tips]], dim=1)[:, order]

@@ -50,7 +50,10 @@ def frame_errors(msg, gt: dict) -> dict:
     """Errors of one ``TwoHands`` against its frame's ground truth, millimetres.
 
     Returns ``mpjpe`` (wrist-relative, both hands), ``wrist`` (mean wrist position error in the
-    camera frame), ``depth`` (mean absolute wrist depth error) and ``valid`` (hands valid).
+    camera frame), ``depth`` (mean absolute wrist depth error), ``valid`` (hands valid),
+    ``sides_ok`` (valid hands whose wrist is nearer its own side's true wrist than the other's:
+    left and right told apart) and, with both hands valid, ``rel`` (error of the right-minus-left
+    wrist vector, the demo's MRRPE).
     """
     pred = np.array([[[p.x, p.y, p.z] for p in getattr(msg, s).joints] for s in SIDES])  # (2, 21, 3)
     true = gt["joints3d"].astype(np.float64)
@@ -61,7 +64,13 @@ def frame_errors(msg, gt: dict) -> dict:
     mpjpe = np.linalg.norm(rel, axis=-1).mean(axis=1)[valid].mean() * 1000
     wrist = np.linalg.norm(pred[:, 0] - true[:, 0], axis=-1)[valid].mean() * 1000
     depth = np.abs(pred[:, 0, 2] - true[:, 0, 2])[valid].mean() * 1000
-    return {"mpjpe": float(mpjpe), "wrist": float(wrist), "depth": float(depth), "valid": int(valid.sum())}
+    own = np.linalg.norm(pred[:, 0] - true[:, 0], axis=-1)
+    other = np.linalg.norm(pred[:, 0] - true[::-1, 0], axis=-1)
+    out = {"mpjpe": float(mpjpe), "wrist": float(wrist), "depth": float(depth), "valid": int(valid.sum()),
+           "sides_ok": int(((own < other) & valid).sum())}
+    if valid.all():
+        out["rel"] = float(np.linalg.norm((pred[1, 0] - pred[0, 0]) - (true[1, 0] - true[0, 0])) * 1000)
+    return out
 
 
 def draw_frame(gt: dict, msg, faces: dict | None) -> np.ndarray:
@@ -236,8 +245,9 @@ def _print_new(received, key_of, frames, arrival, sent_at, errs, printed, total)
         e["frame"] = i
         errs.append(e)
         if e["valid"]:
-            print(f"frame {i + 1:4d}/{total}  hands {e['valid']}  MPJPE {e['mpjpe']:6.1f} mm  wrist error "
-                  f"{e['wrist']:6.1f} mm (depth {e['depth']:5.1f})  latency {e['latency_ms']:6.1f} ms", flush=True)
+            print(f"frame {i + 1:4d}/{total}  hands {e['valid']}  sides ok {e['sides_ok']}/{e['valid']}  MPJPE "
+                  f"{e['mpjpe']:6.1f} mm  wrist error {e['wrist']:6.1f} mm (depth {e['depth']:5.1f})  latency "
+                  f"{e['latency_ms']:6.1f} ms", flush=True)
         else:
             print(f"frame {i + 1:4d}/{total}  no valid hand  latency {e['latency_ms']:6.1f} ms", flush=True)
     return len(keys)
@@ -257,6 +267,10 @@ def _summarise(errs, received, arrival, total, args) -> dict:
          "latency_ms_mean": float(lat.mean()) if lat.size else float("nan"),
          "latency_ms_p95": float(np.percentile(lat, 95)) if lat.size else float("nan"),
          "mpjpe_mm": mean("mpjpe"), "wrist_error_mm": mean("wrist"), "wrist_depth_error_mm": mean("depth"),
+         "sides_correct_pct": (100.0 * sum(e["sides_ok"] for e in ok) / max(1, sum(e["valid"] for e in ok))
+                               if ok else float("nan")),
+         "right_minus_left_error_mm": (float(np.mean([e["rel"] for e in ok if "rel" in e]))
+                                       if any("rel" in e for e in ok) else float("nan")),
          "hands_valid": int(sum(e["valid"] for e in errs)), "checkpoint": str(args.checkpoint)}
     print("\nsummary (hands_node over ROS 2 on this machine):")
     for k, v in s.items():

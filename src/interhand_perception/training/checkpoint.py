@@ -87,12 +87,19 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
     return state, info
 
 
-def save_train_state(path: str | Path, optimizer, scheduler, step: int, epoch: int, history: list) -> None:
-    """Optimiser, scheduler, counters and loss history for ``--resume`` (tensors and plain types only)."""
+def save_train_state(path: str | Path, optimizer, scheduler, step: int, epoch: int, history: list,
+                     scaler: dict | None = None) -> None:
+    """Optimiser, scheduler, counters and loss history for ``--resume`` (tensors and plain types only).
+
+    ``scaler``: the fp16 gradient scaler's ``state_dict()`` (stored under ``"scaler"``), or None.
+    """
     path = Path(path)
     tmp = path.with_suffix(".tmp")
-    torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                "step": int(step), "epoch": int(epoch), "history": history}, tmp)
+    state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+             "step": int(step), "epoch": int(epoch), "history": history}
+    if scaler is not None:
+        state["scaler"] = scaler
+    torch.save(state, tmp)
     tmp.replace(path)
 
 

@@ -16,6 +16,10 @@ DEFAULTS: dict = {
         "backbone": "resnet50",
         "img_size": 256,
         "num_stages": 2,
+        # ImageNet ResNet weights to start the backbone from: a torchvision-format state dict the
+        # user supplies (.pth/.pt saved with torch.save(state_dict), or .safetensors); fc.* is
+        # ignored. Loaded at the start of a fresh run (not on --resume). Nothing is downloaded.
+        "backbone_weights": None,
     },
     "hand_model": {
         "mano_dir": None,  # None: the built-in hand model; else a folder with MANO_{RIGHT,LEFT}.pkl
@@ -25,6 +29,7 @@ DEFAULTS: dict = {
         "train_samples": 20000,
         "test_samples": 500,
         "seed": 0,
+        "generator_version": 2,  # synthetic generator (data/synthetic.py): 2 = body + skin cues, 1 = old
         "cache_dir": None,  # pre-rendered synthetic shards (interhand gen-data)
         "root": None,  # InterHand2.6M root
         # What skins InterHand2.6M's NeuralAnnot fits: "mano" (real data: the MANO files of
@@ -34,7 +39,10 @@ DEFAULTS: dict = {
         "max_samples": None,
         "augment": True,
         "augment_rotation_deg": 180.0,  # in-plane rotation range of the augmentation (release: 180)
+        # DataLoader worker processes: a number, or "auto" = min(12, CPUs - 2) per GPU process on
+        # CUDA, min(4, CPUs // 4) (at least 1) on CPU. CPUs = those this process may run on.
         "num_workers": 2,
+        "prefetch_factor": None,  # batches each worker prepares ahead; None = 4 on CUDA, 2 on CPU
     },
     "loss": {},
     "train": {
@@ -47,6 +55,8 @@ DEFAULTS: dict = {
         "warmup_steps": 200,
         "grad_clip": 1.0,
         "max_minutes": None,  # stop (and checkpoint) after this wall time
+        "lr_schedule": "steps",  # cosine over max_steps (steps) or over max_minutes of wall time (time)
+        "init_from": None,  # start from this checkpoint's weights (same architecture; not the optimiser)
         "max_steps": None,
         "log_every": 20,
         "ckpt_every": 500,
@@ -55,6 +65,14 @@ DEFAULTS: dict = {
         "seed": 0,
         "threads": None,  # torch CPU threads; None = torch default
         "save_half": False,
+        # Mixed precision of the forward pass: "auto" (bf16 autocast on CUDA, off on CPU), "bf16",
+        # "fp16" (CUDA only, with a gradient scaler) or "off" (fp32). Losses, the hand models and
+        # the camera always run in fp32.
+        "amp": "auto",
+        "channels_last": "auto",  # NHWC convolutions: "auto" (on for CUDA), true or false
+        # torch.compile the network and the loss: false, true (= "default"), or a torch.compile
+        # mode ("reduce-overhead" adds CUDA graphs). The first steps are slow while it compiles.
+        "compile": False,
     },
 }
 
@@ -62,7 +80,37 @@ CHOICES = {
     "data.kind": ("synthetic", "interhand26m"),
     "data.fits_model": ("mano", "builtin"),
     "train.device": ("auto", "cpu", "cuda"),
+    "train.amp": ("auto", "bf16", "fp16", "off"),
+    "train.lr_schedule": ("steps", "time"),
+    "data.generator_version": (1, 2),
 }
+#: ``train.compile`` values: off, on (torch.compile's default mode), or a torch.compile mode.
+COMPILE_MODES = (False, True, "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+#: Keys of the ``model`` section that configure a run, not the network (not DIRConfig fields).
+RUN_MODEL_KEYS = ("backbone_weights",)
+
+
+def network_section(model_cfg: dict) -> dict:
+    """The ``model`` section without :data:`RUN_MODEL_KEYS`: the arguments of ``DIRConfig``."""
+    return {k: v for k, v in model_cfg.items() if k not in RUN_MODEL_KEYS}
+
+
+def _check_runtime_keys(cfg: dict) -> None:
+    """Types of the performance keys (num_workers, prefetch_factor, channels_last, compile, ...)."""
+    d, t = cfg["data"], cfg["train"]
+    workers = d["num_workers"]
+    if workers != "auto" and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 0):
+        raise ValueError(f"config 'data.num_workers' must be an integer >= 0 or 'auto', got {workers!r}")
+    pf = d["prefetch_factor"]
+    if pf is not None and (isinstance(pf, bool) or not isinstance(pf, int) or pf < 1):
+        raise ValueError(f"config 'data.prefetch_factor' must be a positive integer or null, got {pf!r}")
+    if t["channels_last"] not in ("auto", True, False):
+        raise ValueError(f"config 'train.channels_last' is {t['channels_last']!r}; choose one of auto, true, false")
+    if t["compile"] not in COMPILE_MODES:
+        raise ValueError(f"config 'train.compile' is {t['compile']!r}; choose one of {COMPILE_MODES}")
+    weights = cfg["model"].get("backbone_weights")
+    if weights is not None and not isinstance(weights, str):
+        raise ValueError(f"config 'model.backbone_weights' must be a file path or null, got {weights!r}")
 POSITIVE = ("train.epochs", "train.batch_size", "train.lr", "train.log_every", "train.ckpt_every",
             "train.eval_every", "data.train_samples", "data.test_samples", "model.img_size")
 
@@ -101,9 +149,12 @@ def validate_run_config(cfg: dict) -> dict:
             raise ValueError(f"config '{key}' must be a positive number, got {v!r}")
     if cfg["data"]["kind"] == "interhand26m" and not cfg["data"]["root"]:
         raise ValueError("config 'data.root' must point at the InterHand2.6M folder when data.kind is interhand26m")
+    _check_runtime_keys(cfg)
     from ..dir_net import DIRConfig  # validates model keys and values
+    from .losses import LossWeights
 
-    DIRConfig.from_dict(cfg["model"])
+    DIRConfig.from_dict(network_section(cfg["model"]))
+    LossWeights.from_dict(cfg["loss"])
     return cfg
 
 

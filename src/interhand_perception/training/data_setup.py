@@ -1,12 +1,15 @@
 """Build the network, its hand models and the datasets a run configuration describes."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 
 from ..data.dataset import AugmentConfig, TrainingTransform
 from ..dir_net import DIRConfig, DIRNet
 from ..hand_model import load_hand_model
 from ..hand_model.joints import SIDES
+from .config import network_section
 from .losses import unique_edges
 
 
@@ -19,8 +22,55 @@ def build_hand_models(cfg: dict) -> dict:
 def build_model(cfg: dict, device: torch.device) -> tuple[DIRNet, dict]:
     """The DIR network (with its hand models as non-persistent submodules) on ``device``."""
     hand_models = build_hand_models(cfg)
-    model = DIRNet(DIRConfig.from_dict(cfg["model"]), hand_models).to(device)
+    model = DIRNet(DIRConfig.from_dict(network_section(cfg["model"])), hand_models).to(device)
     return model, model.hand_models
+
+
+def read_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
+    """A state dict from ``.safetensors`` or a ``torch.save`` file, without unpickling code.
+
+    ``.pth``/``.pt``/``.bin`` files are read with ``torch.load(weights_only=True)``; a dict that
+    wraps the weights under ``state_dict`` or ``model`` is unwrapped.
+
+    Raises:
+        FileNotFoundError: no such file. ValueError: the file holds no name -> tensor mapping.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"model.backbone_weights: file not found: {path}")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(str(path))
+    obj = torch.load(path, map_location="cpu", weights_only=True)
+    for key in ("state_dict", "model"):
+        if isinstance(obj, dict) and isinstance(obj.get(key), dict):
+            obj = obj[key]
+    if not isinstance(obj, dict) or not all(torch.is_tensor(v) for v in obj.values()):
+        raise ValueError(f"model.backbone_weights: {path} does not hold a state dict (name -> tensor)")
+    return obj
+
+
+def load_backbone_weights(model: DIRNet, path: str | Path):
+    """Fill ``model.backbone`` from a torchvision-format ImageNet ResNet state dict file.
+
+    The encoder's parameter names are torchvision's (``conv1``, ``bn1``, ``layer1.0.conv1``,
+    ..., ``downsample.0``), so no renaming is needed; ``fc.*`` is ignored and a leading
+    ``module.`` stripped (``dir_net.resnet.load_torchvision_state_dict``).
+
+    Returns:
+        The ``LoadReport``.
+    Raises:
+        ValueError: missing or unexpected keys, or shape mismatches (all of them listed), e.g.
+            ResNet-50 weights for a ResNet-18 backbone.
+    """
+    from ..dir_net.resnet import load_torchvision_state_dict
+
+    state = read_state_dict_file(path)
+    try:
+        return load_torchvision_state_dict(model.backbone, state, strict=True)
+    except ValueError as exc:
+        raise ValueError(f"model.backbone_weights {path}: {exc}") from None
 
 
 def mesh_tensors(hand_models: dict, device: torch.device) -> dict:
@@ -36,10 +86,11 @@ def aux_size(cfg: dict) -> int:
 
 
 def _synthetic(cfg: dict, split: str, num: int, transform=None, cache: bool = True):
-    from ..data.synthetic import SyntheticConfig, SyntheticTwoHands
+    from ..data.synthetic import GENERATOR_VERSION, SyntheticConfig, SyntheticTwoHands
 
     d = cfg["data"]
-    syn_cfg = SyntheticConfig(img_size=int(cfg["model"]["img_size"]), seed=int(d["seed"]))
+    syn_cfg = SyntheticConfig(img_size=int(cfg["model"]["img_size"]), seed=int(d["seed"]),
+                              version=int(d.get("generator_version", GENERATOR_VERSION)))
     cache_dir = d.get("cache_dir") if cache else None
     return SyntheticTwoHands(num, split=split, config=syn_cfg, cache_dir=cache_dir, transform=transform)
 
@@ -90,5 +141,5 @@ def build_test_set(cfg: dict, hand_models: dict | None = None, limit: int | None
     d = cfg["data"]
     if d["kind"] == "synthetic":
         n = int(d["test_samples"]) if limit is None else int(limit)
-        return _synthetic(cfg, split, n, cache=False)
+        return _synthetic(cfg, split, n)  # pre-rendered test shards (gen-data --split test) are used when present
     return _interhand(cfg, split, limit=limit)

@@ -20,6 +20,9 @@ term                   what                                                     
 ``camera``             L1 on (log s, tx, ty) against the least-squares weak-      1
                        perspective fit of the true 3D to the true 2D joints
                        (auxiliary)
+``attention``          binary cross-entropy of each hand's spatial attention      0 (off)
+                       map (initial head, stride 32) against that hand's mask,
+                       average-pooled from the stride-8 seg target (optional)
 =====================  =========================================================  ======
 
 The last four terms are **not in the paper**: the release supervises only joints, vertices and
@@ -29,8 +32,17 @@ budget settles early into a degenerate optimum (shrunken, distorted shapes and a
 projection while the orientation is still unknown); with them the orientation gets a direct
 gradient. Set their weights to 0 to train with the paper's losses only.
 
+``attention`` is not in the paper either: the release lets the attention maps that split the
+features into a left and a right hand learn only through the regression. Supervising them with
+the hand masks gives the left/right split a direct signal (set ``loss.attention`` > 0).
+
 "Smooth L1" is the Huber loss with delta 0.01 (the release's choice). Hands marked not valid in
 the targets contribute nothing. All functions are pure: tensors in, scalar tensors out.
+
+Precision and synchronisation: :func:`dir_loss_terms` casts every prediction to float32 and
+runs with autocast disabled, so mixed-precision training (bf16/fp16 autocast around the forward)
+computes its losses in fp32. It reads no value back to the host: the per-term logs stay 0-d
+tensors on the device until :func:`logs_to_floats` copies all of them at once (one sync).
 """
 from __future__ import annotations
 
@@ -60,6 +72,7 @@ class LossWeights:
     finger_rot: float = 1.0
     betas: float = 0.1
     camera: float = 1.0
+    attention: float = 0.0
     huber_delta: float = 0.01
     seg_class_weights: tuple = (0.1, 0.45, 0.45)
 
@@ -75,6 +88,43 @@ class LossWeights:
         return cls(**d)
 
 
+_CONSTANTS: dict = {}
+
+
+def device_constant(values: tuple, like: torch.Tensor) -> torch.Tensor:
+    """A small constant tensor on ``like``'s device and dtype, built once and cached.
+
+    ``torch.tensor(values, device=cuda)`` copies from the host and waits for the copy, which
+    stalls the CPU until the GPU has finished all queued work; a cached copy avoids that.
+
+    Args:
+        values: tuple of Python numbers; like: any tensor (sets device and dtype).
+    Returns:
+        (len(values),) tensor (do not modify it in place).
+    """
+    if torch.compiler.is_compiling():  # a constant of the compiled graph: no copy per call
+        return torch.tensor(values, dtype=like.dtype, device=like.device)
+    key = (tuple(values), like.device, like.dtype)
+    out = _CONSTANTS.get(key)
+    if out is None:
+        out = _CONSTANTS[key] = torch.tensor(values, dtype=like.dtype, device=like.device)
+    return out
+
+
+def to_float32(tree):
+    """``tree`` (nested dicts/lists/tuples of tensors) with every floating tensor in float32.
+
+    Tensors already in float32 are returned as they are (no copy).
+    """
+    if torch.is_tensor(tree):
+        return tree.float() if tree.is_floating_point() and tree.dtype != torch.float32 else tree
+    if isinstance(tree, dict):
+        return {k: to_float32(v) for k, v in tree.items()}
+    if isinstance(tree, (list, tuple)):
+        return type(tree)(to_float32(v) for v in tree)
+    return tree
+
+
 def masked_huber(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor, delta: float) -> torch.Tensor:
     """Huber loss averaged over valid samples.
 
@@ -86,28 +136,36 @@ def masked_huber(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor, 
         () scalar: mean over valid samples of the per-element loss (0 when none valid).
     """
     per = F.huber_loss(pred, target, reduction="none", delta=delta)
-    per = per.flatten(1).mean(dim=1)
+    return _valid_mean(per.flatten(1).mean(dim=1), valid)
+
+
+def _valid_mean(per: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """Mean of per-sample values (B,) over the valid samples (0 when none is)."""
     w = valid.to(per.dtype)
     return (per * w).sum() / w.sum().clamp(min=1.0)
 
 
+def edge_lengths(verts: torch.Tensor, edges: torch.Tensor) -> torch.Tensor:
+    """(B, V, 3) vertices, (E, 2) long edges -> (B, E) edge lengths."""
+    return (verts[:, edges[:, 0]] - verts[:, edges[:, 1]]).norm(dim=-1)
+
+
 def edge_length_loss(verts: torch.Tensor, verts_gt: torch.Tensor, edges: torch.Tensor,
-                     valid: torch.Tensor) -> torch.Tensor:
+                     valid: torch.Tensor, lengths_gt: torch.Tensor | None = None) -> torch.Tensor:
     """L1 difference of mesh edge lengths.
 
     Args:
         verts, verts_gt: (B, V, 3).
         edges: (E, 2) long, unique undirected edges.
         valid: (B,) mask.
+        lengths_gt: (B, E) ``edge_lengths(verts_gt, edges)`` when already computed (then
+            ``verts_gt`` is not read).
     Returns:
         () scalar.
     """
-    def lengths(v: torch.Tensor) -> torch.Tensor:
-        return (v[:, edges[:, 0]] - v[:, edges[:, 1]]).norm(dim=-1)
-
-    per = (lengths(verts) - lengths(verts_gt)).abs().mean(dim=1)
-    w = valid.to(per.dtype)
-    return (per * w).sum() / w.sum().clamp(min=1.0)
+    if lengths_gt is None:
+        lengths_gt = edge_lengths(verts_gt, edges)
+    return _valid_mean((edge_lengths(verts, edges) - lengths_gt).abs().mean(dim=1), valid)
 
 
 def face_normals(verts: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
@@ -123,18 +181,19 @@ def face_normals(verts: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
 
 
 def normal_consistency_loss(verts: torch.Tensor, verts_gt: torch.Tensor, faces: torch.Tensor,
-                            valid: torch.Tensor) -> torch.Tensor:
+                            valid: torch.Tensor, normals_gt: torch.Tensor | None = None) -> torch.Tensor:
     """Mean ``1 - cos`` between predicted and ground-truth face normals.
 
     Args:
         verts, verts_gt: (B, V, 3); faces: (F, 3) long; valid: (B,).
+        normals_gt: (B, F, 3) ``face_normals(verts_gt, faces)`` when already computed.
     Returns:
         () scalar.
     """
-    cos = (face_normals(verts, faces) * face_normals(verts_gt, faces)).sum(dim=-1)
-    per = (1.0 - cos).mean(dim=1)
-    w = valid.to(per.dtype)
-    return (per * w).sum() / w.sum().clamp(min=1.0)
+    if normals_gt is None:
+        normals_gt = face_normals(verts_gt, faces)
+    cos = (face_normals(verts, faces) * normals_gt).sum(dim=-1)
+    return _valid_mean((1.0 - cos).mean(dim=1), valid)
 
 
 def unique_edges(faces: torch.Tensor) -> torch.Tensor:
@@ -152,13 +211,18 @@ def unique_edges(faces: torch.Tensor) -> torch.Tensor:
 
 def masked_l1(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
     """Mean absolute difference over valid samples. pred, target: (B, ...); valid: (B,)."""
-    per = (pred - target).abs().flatten(1).mean(dim=1)
-    w = valid.to(per.dtype)
-    return (per * w).sum() / w.sum().clamp(min=1.0)
+    return _valid_mean((pred - target).abs().flatten(1).mean(dim=1), valid)
 
 
-def parameter_losses(params: torch.Tensor, target_pose: torch.Tensor, target_betas: torch.Tensor,
-                     pose_to_axis_angle, num_pca: int, valid: torch.Tensor) -> dict[str, torch.Tensor]:
+def target_rotations(target_pose: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, 48) axis-angle pose -> root (B, 3, 3) and finger (B, 15, 3, 3) rotation matrices."""
+    b = target_pose.shape[0]
+    return batch_rodrigues(target_pose[:, :3]), batch_rodrigues(target_pose[:, 3:].reshape(-1, 3)).reshape(b, 15, 3, 3)
+
+
+def parameter_losses(params: torch.Tensor, target_pose: torch.Tensor | None, target_betas: torch.Tensor,
+                     pose_to_axis_angle, num_pca: int, valid: torch.Tensor,
+                     target_rots: tuple[torch.Tensor, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
     """Auxiliary hand-model parameter losses of one hand (unweighted).
 
     Args:
@@ -169,6 +233,8 @@ def parameter_losses(params: torch.Tensor, target_pose: torch.Tensor, target_bet
             coefficients (B, K) -> full (B, 45) axis-angle, mean included unless flat).
         num_pca: K.
         valid: (B,) mask.
+        target_rots: ``target_rotations(target_pose)`` when already computed (then
+            ``target_pose`` is not read).
     Returns:
         ``root_rot``, ``finger_rot``, ``betas`` scalars.
     """
@@ -176,8 +242,7 @@ def parameter_losses(params: torch.Tensor, target_pose: torch.Tensor, target_bet
     b = params.shape[0]
     root = rot6d_to_matrix(params[:, 0:6])
     fingers = batch_rodrigues(pose_to_axis_angle(params[:, 6:6 + k], "pca").reshape(-1, 3)).reshape(b, 15, 3, 3)
-    root_t = batch_rodrigues(target_pose[:, :3])
-    fingers_t = batch_rodrigues(target_pose[:, 3:].reshape(-1, 3)).reshape(b, 15, 3, 3)
+    root_t, fingers_t = target_rots if target_rots is not None else target_rotations(target_pose)
     nb = target_betas.shape[1]
     return {"root_rot": masked_l1(root, root_t, valid), "finger_rot": masked_l1(fingers, fingers_t, valid),
             "betas": masked_l1(params[:, 6 + k:6 + k + nb], target_betas, valid)}
@@ -198,20 +263,50 @@ def fit_weak_perspective(xyz: torch.Tensor, uv: torch.Tensor) -> torch.Tensor:
     return torch.cat([s[:, None], t], dim=1)
 
 
-def camera_loss(cam: torch.Tensor, xyz: torch.Tensor, uv: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+def _log_scale_camera(cam: torch.Tensor) -> torch.Tensor:
+    """(B, 3) ``(s, tx, ty)`` -> ``(log max(s, 1e-3), tx, ty)``."""
+    return torch.cat([torch.log(cam[:, :1].clamp(min=1e-3)), cam[:, 1:]], dim=1)
+
+
+def camera_loss(cam: torch.Tensor, xyz: torch.Tensor | None, uv: torch.Tensor | None, valid: torch.Tensor,
+                target_log_cam: torch.Tensor | None = None) -> torch.Tensor:
     """L1 between a predicted camera and the fit of the true joints, scale compared in log space.
 
     Args:
         cam: (B, 3) decoded ``(s, tx, ty)``; xyz: (B, J, 3) true wrist-relative joints;
         uv: (B, J, 2) true 2D joints in [-1, 1]; valid: (B,).
+        target_log_cam: (B, 3) the fit in log space (``camera_targets``) when already computed
+            (then ``xyz`` and ``uv`` are not read).
     """
-    gt = fit_weak_perspective(xyz, uv)
-    log_s = lambda c: torch.log(c[:, :1].clamp(min=1e-3))  # noqa: E731
-    pred = torch.cat([log_s(cam), cam[:, 1:]], dim=1)
-    return masked_l1(pred, torch.cat([log_s(gt), gt[:, 1:]], dim=1), valid)
+    if target_log_cam is None:
+        target_log_cam = _log_scale_camera(fit_weak_perspective(xyz, uv))
+    return masked_l1(_log_scale_camera(cam), target_log_cam, valid)
 
 
-def stage_loss(stage: dict, targets: dict, mesh: dict, w: LossWeights) -> dict[str, torch.Tensor]:
+def batch_targets(targets: dict, mesh: dict, w: LossWeights) -> dict[str, dict[str, torch.Tensor]]:
+    """What every stage's loss needs of the targets, computed once per batch (no gradient).
+
+    Returns:
+        {side: {"joints" (B, 21, 3) and "verts" (B, V, 3) in units of 0.15 m, "valid" (B,),
+        "edge_len" (B, E), "normals" (B, F, 3), "log_cam" (B, 3) (when ``w.camera``),
+        "rots" (root (B, 3, 3), fingers (B, 15, 3, 3)) (when ``"pose"`` is in the targets)}}.
+    """
+    out = {}
+    for i, side in enumerate(SIDES):
+        tj, tv = targets["joints3d_rel"][:, i], targets["verts3d_rel"][:, i]
+        t = {"joints": tj / UNIT, "verts": tv / UNIT, "valid": targets["hand_valid"][:, i],
+             "edge_len": edge_lengths(tv / UNIT, mesh["edges"][side]),
+             "normals": face_normals(tv, mesh["faces"][side])}
+        if w.camera:
+            t["log_cam"] = _log_scale_camera(fit_weak_perspective(tj, targets["joints2d"][:, i]))
+        if "pose" in targets:
+            t["rots"] = target_rotations(targets["pose"][:, i])
+        out[side] = t
+    return out
+
+
+def stage_loss(stage: dict, targets: dict, mesh: dict, w: LossWeights,
+               prepared: dict | None = None) -> dict[str, torch.Tensor]:
     """Weighted loss terms of one stage's prediction (both hands).
 
     Args:
@@ -223,9 +318,12 @@ def stage_loss(stage: dict, targets: dict, mesh: dict, w: LossWeights) -> dict[s
             ``hand_valid`` (B, 2).
         mesh: ``{"faces": {side: (F, 3)}, "edges": {side: (E, 2)}}`` long tensors, and
             ``"hand_models": {side: HandModel}`` for the parameter terms.
+        prepared: ``batch_targets(targets, mesh, w)`` when already computed (shared by stages).
     Returns:
         dict of weighted scalar terms (without the pixel-wise terms).
     """
+    if prepared is None:
+        prepared = batch_targets(targets, mesh, w)
     out: dict[str, torch.Tensor] = {}
     d = w.huber_delta
     use_params = (w.root_rot or w.finger_rot or w.betas) and "pose" in targets and "hand_models" in mesh
@@ -233,21 +331,22 @@ def stage_loss(stage: dict, targets: dict, mesh: dict, w: LossWeights) -> dict[s
             ("root_rot", "finger_rot", "betas") if use_params else ()):
         out[k] = stage["offset"].new_zeros(())
     for i, side in enumerate(SIDES):
-        valid = targets["hand_valid"][:, i]
-        pj, pv = stage["joints"][side], stage["verts"][side]
-        tj, tv = targets["joints3d_rel"][:, i], targets["verts3d_rel"][:, i]
-        out["joints3d"] = out["joints3d"] + masked_huber(pj / UNIT, tj / UNIT, valid, d)
-        out["verts3d"] = out["verts3d"] + masked_huber(pv / UNIT, tv / UNIT, valid, d)
+        t = prepared[side]
+        valid = t["valid"]
+        pv = stage["verts"][side]
+        pv_u = pv / UNIT
+        out["joints3d"] = out["joints3d"] + masked_huber(stage["joints"][side] / UNIT, t["joints"], valid, d)
+        out["verts3d"] = out["verts3d"] + masked_huber(pv_u, t["verts"], valid, d)
         out["joints2d"] = out["joints2d"] + masked_huber(stage["joints2d"][side], targets["joints2d"][:, i], valid, d)
         out["verts2d"] = out["verts2d"] + masked_huber(stage["verts2d"][side], targets["verts2d"][:, i], valid, d)
-        out["edge"] = out["edge"] + edge_length_loss(pv / UNIT, tv / UNIT, mesh["edges"][side], valid)
-        out["normal"] = out["normal"] + normal_consistency_loss(pv, tv, mesh["faces"][side], valid)
+        out["edge"] = out["edge"] + edge_length_loss(pv_u, None, mesh["edges"][side], valid, t["edge_len"])
+        out["normal"] = out["normal"] + normal_consistency_loss(pv, None, mesh["faces"][side], valid, t["normals"])
         if w.camera:
-            out["camera"] = out["camera"] + camera_loss(stage["camera"][side], tj, targets["joints2d"][:, i], valid)
+            out["camera"] = out["camera"] + camera_loss(stage["camera"][side], None, None, valid, t["log_cam"])
         if use_params:
             hm = mesh["hand_models"][side]
-            for k, v in parameter_losses(stage["params"][side], targets["pose"][:, i], targets["betas"][:, i],
-                                         hm.hand_pose_to_axis_angle, hm.num_pca_comps, valid).items():
+            for k, v in parameter_losses(stage["params"][side], None, targets["betas"][:, i],
+                                         hm.hand_pose_to_axis_angle, hm.num_pca_comps, valid, t["rots"]).items():
                 out[k] = out[k] + v
     both = targets["hand_valid"].all(dim=1)
     out["offset"] = masked_huber(stage["offset"], targets["offset"], both, d)
@@ -269,31 +368,108 @@ def pixel_losses(pred: dict, targets: dict, w: LossWeights) -> dict[str, torch.T
     if seg_t.shape[-2:] != seg_logits.shape[-2:]:
         seg_t = F.interpolate(seg_t[:, None].float(), size=seg_logits.shape[-2:], mode="nearest")[:, 0].long()
         dense_t = F.interpolate(dense_t, size=dense.shape[-2:], mode="area")
-    cw = torch.tensor(w.seg_class_weights, dtype=seg_logits.dtype, device=seg_logits.device)
+    cw = device_constant(tuple(float(c) for c in w.seg_class_weights), seg_logits)
     seg = F.cross_entropy(seg_logits, seg_t, weight=cw)
     fg = (seg_t > 0).to(dense.dtype)[:, None]
     dense_l = (((dense - dense_t) ** 2) * fg).sum() / (fg.sum() * 3).clamp(min=1.0)
     return {"seg": seg * w.seg, "dense": dense_l * w.dense}
 
 
+def attention_targets(seg: torch.Tensor, size: tuple[int, int]) -> dict[str, torch.Tensor]:
+    """Soft per-hand masks at the attention maps' size.
+
+    Args:
+        seg: (B, H, W) long, 0 background, 1 left, 2 right (stride-8 target).
+        size: (h, w) of the attention maps (stride 32).
+    Returns:
+        {side: (B, 1, h, w)} float32 in [0, 1]: the fraction of each cell covered by the hand
+        (average pooling of its binary mask; exact when H, W are multiples of h, w).
+    """
+    out = {}
+    for i, side in enumerate(SIDES):
+        mask = (seg == i + 1).to(torch.float32)[:, None]
+        out[side] = F.adaptive_avg_pool2d(mask, size)
+    return out
+
+
+def attention_loss(logits: dict, seg: torch.Tensor, hand_valid: torch.Tensor) -> torch.Tensor:
+    """Binary cross-entropy of each hand's attention map against its soft mask (unweighted).
+
+    Args:
+        logits: {side: (B, 1, h, w)} attention logits (``sigmoid`` of them is the attention).
+        seg: (B, H, W) long seg target (0 bg, 1 left, 2 right).
+        hand_valid: (B, 2) mask; a hand not valid in a sample contributes nothing.
+    Returns:
+        () scalar: sum over the hands of the mean over valid samples of the per-cell BCE.
+    """
+    first = logits[SIDES[0]]
+    soft = attention_targets(seg, tuple(first.shape[-2:]))
+    total = first.new_zeros((), dtype=torch.float32)
+    for i, side in enumerate(SIDES):
+        bce = F.binary_cross_entropy_with_logits(logits[side].float(), soft[side], reduction="none")
+        per = bce.flatten(1).mean(dim=1)
+        v = hand_valid[:, i].to(per.dtype)
+        total = total + (per * v).sum() / v.sum().clamp(min=1.0)
+    return total
+
+
+def _attention_logits(pred: dict) -> dict:
+    """{side: (B, 1, h, w)} logits: ``attention_logits``, else the logit of ``attention``."""
+    if "attention_logits" in pred:
+        return pred["attention_logits"]
+    eps = 1e-6
+    return {s: torch.logit(a.float().clamp(eps, 1.0 - eps)) for s, a in pred["attention"].items()}
+
+
+def dir_loss_terms(pred: dict, targets: dict, mesh: dict,
+                   w: LossWeights) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Total loss over all stages plus pixel terms, without reading anything back to the host.
+
+    The predictions are cast to float32 and the terms computed with autocast disabled, so the
+    losses are fp32 whatever precision the forward ran in.
+
+    Returns:
+        ``(total, logs)``: ``total`` the () loss to back-propagate; ``logs`` detached () tensors
+        per term (summed over stages) and ``stage{i}`` totals, and ``total``.
+    """
+    pred = to_float32(pred)
+    device_type = pred["stages"][0]["offset"].device.type
+    with torch.autocast(device_type=device_type, enabled=False):
+        total = pred["stages"][0]["offset"].new_zeros(())
+        logs: dict[str, torch.Tensor] = {}
+        prepared = batch_targets(targets, mesh, w)  # target-only quantities, shared by the stages
+        for i, stage in enumerate(pred["stages"]):
+            terms = stage_loss(stage, targets, mesh, w, prepared)
+            s = sum(terms.values())
+            total = total + s
+            logs[f"stage{i}"] = s.detach()
+            for k, v in terms.items():
+                logs[k] = logs[k] + v.detach() if k in logs else v.detach()
+        pixel = pixel_losses(pred, targets, w)
+        if w.attention:
+            pixel["attention"] = w.attention * attention_loss(_attention_logits(pred), targets["seg"],
+                                                              targets["hand_valid"])
+        for k, v in pixel.items():
+            total = total + v
+            logs[k] = v.detach()
+        logs["total"] = total.detach()
+    return total, logs
+
+
+def logs_to_floats(logs: dict[str, torch.Tensor]) -> dict[str, float]:
+    """Detached () tensors -> Python floats with one device-to-host copy (one sync)."""
+    if not logs:
+        return {}
+    values = torch.stack([v.detach().float().reshape(()) for v in logs.values()]).tolist()
+    return dict(zip(logs.keys(), values))
+
+
 def dir_loss(pred: dict, targets: dict, mesh: dict, w: LossWeights) -> tuple[torch.Tensor, dict[str, float]]:
-    """Total loss over all stages plus pixel terms.
+    """Total loss over all stages plus pixel terms (see :func:`dir_loss_terms`).
 
     Returns:
         ``(total, logs)`` where logs holds float values per term summed over stages and
-        ``stage{i}`` totals.
+        ``stage{i}`` totals (read back with one sync).
     """
-    total = pred["stages"][0]["offset"].new_zeros(())
-    logs: dict[str, float] = {}
-    for i, stage in enumerate(pred["stages"]):
-        terms = stage_loss(stage, targets, mesh, w)
-        s = sum(terms.values())
-        total = total + s
-        logs[f"stage{i}"] = float(s.detach())
-        for k, v in terms.items():
-            logs[k] = logs.get(k, 0.0) + float(v.detach())
-    for k, v in pixel_losses(pred, targets, w).items():
-        total = total + v
-        logs[k] = float(v.detach())
-    logs["total"] = float(total.detach())
-    return total, logs
+    total, logs = dir_loss_terms(pred, targets, mesh, w)
+    return total, logs_to_floats(logs)

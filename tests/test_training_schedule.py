@@ -1,0 +1,80 @@
+"""The clock-driven learning-rate schedule, starting from another checkpoint, and the generator
+version in the run config (training/trainer.py, training/config.py)."""
+import math
+
+import pytest
+import torch
+from tiny_config import TINY_MODEL
+
+from interhand_perception.training.checkpoint import save_checkpoint
+from interhand_perception.training.config import load_run_config
+from interhand_perception.training.data_setup import build_model
+from interhand_perception.training.trainer import cosine_with_warmup, init_weights
+
+
+def _opt():
+    return torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+
+
+def test_time_schedule_follows_the_clock_not_the_steps():
+    now = {"t": 0.0}
+    opt = _opt()
+    sched = cosine_with_warmup(opt, warmup=2, total=10 ** 6, clock=lambda: now["t"])
+    lrs = []
+    for t in (0.0, 0.0, 0.25, 0.5, 1.0, 1.7):  # progress by wall time
+        now["t"] = t
+        opt.step()
+        sched.step()
+        lrs.append(sched.get_last_lr()[0])
+    # after warm-up (steps 1, 2) the factor is the cosine of the clock's progress
+    assert lrs[1] == pytest.approx(1.0)
+    assert lrs[2] == pytest.approx(0.5 * (1 + math.cos(math.pi * 0.25)))
+    assert lrs[3] == pytest.approx(0.5)
+    assert lrs[4] == pytest.approx(0.0, abs=1e-12) and lrs[5] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_step_schedule_unchanged():
+    opt = _opt()
+    sched = cosine_with_warmup(opt, warmup=0, total=4)
+    lrs = []
+    for _ in range(4):
+        opt.step()
+        sched.step()
+        lrs.append(sched.get_last_lr()[0])
+    assert lrs == pytest.approx([0.5 * (1 + math.cos(math.pi * k / 4)) for k in (1, 2, 3, 4)])
+
+
+def test_time_schedule_needs_a_time_budget(tmp_path):
+    from interhand_perception.training.trainer import train
+
+    cfg = load_run_config(None, {"model": TINY_MODEL, "data": {"train_samples": 4, "test_samples": 2},
+                                 "train": {"out_dir": str(tmp_path), "device": "cpu", "batch_size": 2,
+                                           "lr_schedule": "time"}})
+    with pytest.raises(ValueError, match="max_minutes"):
+        train(cfg, quiet=True)
+
+
+def test_init_from_loads_every_tensor_and_refuses_another_network(tmp_path):
+    cfg = load_run_config(None, {"model": TINY_MODEL})
+    a, hands = build_model(cfg, torch.device("cpu"))
+    with torch.no_grad():
+        for p in a.parameters():
+            p.normal_()
+    path = tmp_path / "a.safetensors"
+    save_checkpoint(path, a, cfg, step=7, hand_models=hands)
+    b, _ = build_model(cfg, torch.device("cpu"))
+    n = init_weights(b, str(path))
+    assert n == len(a.state_dict())
+    for k, v in a.state_dict().items():
+        torch.testing.assert_close(b.state_dict()[k], v)
+    other = load_run_config(None, {"model": dict(TINY_MODEL, width=48)})
+    c, _ = build_model(other, torch.device("cpu"))
+    with pytest.raises(ValueError, match="does not fit"):
+        init_weights(c, str(path))
+
+
+def test_generator_version_is_checked():
+    assert load_run_config(None)["data"]["generator_version"] == 2
+    assert load_run_config(None, {"data": {"generator_version": 1}})["data"]["generator_version"] == 1
+    with pytest.raises(ValueError, match="generator_version"):
+        load_run_config(None, {"data": {"generator_version": 3}})
