@@ -12,7 +12,7 @@
 # Everything lands in OUT (default gpu_out/): run.log, log.jsonl, eval.json, curves.png and the
 # weight parts. Re-running continues: existing shards are kept, and RESUME=1 resumes training.
 #
-#   OUT=gpu_out MINUTES=5 NUM=30000 bash scripts/gpu_demo_run.sh
+#   OUT=gpu_out MINUTES=5 NUM=10240 bash scripts/gpu_demo_run.sh
 # Knobs: BATCH (256: the eager step is launch-bound, ~0.2 s whatever the batch, so samples/s grow
 # with it), LR (8e-4), INIT (a checkpoint to start from, e.g. the shipped demo weights), DEVICE
 # (cuda; cpu for a dry run), SKIP_BENCH_TRAIN=1, SKIP_BENCH_CUDA=1.
@@ -20,24 +20,25 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-gpu_out}
 MINUTES=${MINUTES:-5}
-NUM=${NUM:-30000}
+NUM=${NUM:-10240}
 WORKERS=${WORKERS:-$(nproc)}
 RUN=${RUN:-runs/demo_r18_128}
 BENCH_STEPS=${BENCH_STEPS:-30}
 BATCH=${BATCH:-256}
-LR=${LR:-8e-4}
+LR=${LR:-8.0e-4}
 DEVICE=${DEVICE:-cuda}
 INIT_SET=()
 if [ -n "${INIT:-}" ]; then INIT_SET=(train.init_from="$INIT"); fi
 export PYTHONPATH=src PYTHONUNBUFFERED=1
-IH="python3 -m interhand_perception.cli"
+PY=${PY:-python3}
+IH="$PY -m interhand_perception.cli"
 mkdir -p "$OUT"
 LOG="$OUT/run.log"
 say() { echo "[$(date +%T)] $*" | tee -a "$LOG"; }
 
 say "machine"
 { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
-  python3 -c "import torch, os; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'cpus', os.cpu_count())"
+  $PY -c "import torch, os; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'cpus', os.cpu_count())"
 } 2>&1 | tee -a "$LOG"
 
 say "render $NUM training + 500 test samples (128 px) with $WORKERS workers"
@@ -56,10 +57,15 @@ fi
 say "train for $MINUTES minutes"
 RESUME_FLAG=""
 if [ "${RESUME:-0}" = 1 ]; then RESUME_FLAG="--resume"; fi
-$IH train --config configs/demo_r18_128.yaml $RESUME_FLAG \
-  --set train.out_dir="$RUN" train.max_minutes="$MINUTES" data.train_samples="$NUM" train.device="$DEVICE" \
-  train.batch_size="$BATCH" train.lr="$LR" "${INIT_SET[@]}" 2>&1 \
-  | tr '\r' '\n' | grep -v "^\s*$" | awk 'NR % 50 == 0' | tee -a "$LOG"
+mkdir -p "$(dirname "$RUN")"
+if ! $IH train --config configs/demo_r18_128.yaml $RESUME_FLAG \
+    --set train.out_dir="$RUN" train.max_minutes="$MINUTES" data.train_samples="$NUM" train.device="$DEVICE" \
+    train.batch_size="$BATCH" train.lr="$LR" "${INIT_SET[@]}" > "${RUN}_output.txt" 2>&1; then
+  tr '\r' '\n' < "${RUN}_output.txt" | tail -n 30 | tee -a "$LOG"
+  say "training failed"
+  exit 1
+fi
+tr '\r' '\n' < "${RUN}_output.txt" | grep -v "^\s*$" | awk 'NR % 50 == 0' | tee -a "$LOG"
 cp "$RUN/log.jsonl" "$RUN/curves.png" "$OUT/" 2>/dev/null || true
 tail -n 1 "$RUN/log.jsonl" | tee -a "$LOG"
 

@@ -78,3 +78,12 @@ def test_generator_version_is_checked():
     assert load_run_config(None, {"data": {"generator_version": 1}})["data"]["generator_version"] == 1
     with pytest.raises(ValueError, match="generator_version"):
         load_run_config(None, {"data": {"generator_version": 3}})
+
+
+def test_overrides_read_exponent_numbers_as_numbers():
+    from interhand_perception.training.config import parse_overrides
+
+    o = parse_overrides(["train.lr=8e-4", "train.weight_decay=1E-5", "train.out_dir=runs/e5", "data.seed=3"])
+    assert o["train"]["lr"] == pytest.approx(8e-4) and o["train"]["weight_decay"] == pytest.approx(1e-5)
+    assert o["train"]["out_dir"] == "runs/e5" and o["data"]["seed"] == 3
+    assert load_run_config(None, o)["train"]["lr"] == pytest.approx(8e-4)

@@ -7,6 +7,7 @@ embed, so a checkpoint always knows how to rebuild its network and its data.
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 
 import yaml
@@ -189,5 +190,15 @@ def parse_overrides(items: list[str]) -> dict:
         parts = key.strip().split(".")
         for part in parts[:-1]:
             node = node.setdefault(part, {})
-        node[parts[-1]] = yaml.safe_load(value)
+        node[parts[-1]] = _scalar(yaml.safe_load(value))
     return out
+
+
+_EXPONENT_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+")
+
+
+def _scalar(value):
+    """YAML 1.1 reads ``8e-4`` (no dot in the mantissa) as a string; a command line means the number."""
+    if isinstance(value, str) and _EXPONENT_NUMBER.fullmatch(value.strip()):
+        return float(value)
+    return value
