@@ -87,3 +87,35 @@ def test_overrides_read_exponent_numbers_as_numbers():
     assert o["train"]["lr"] == pytest.approx(8e-4) and o["train"]["weight_decay"] == pytest.approx(1e-5)
     assert o["train"]["out_dir"] == "runs/e5" and o["data"]["seed"] == 3
     assert load_run_config(None, o)["train"]["lr"] == pytest.approx(8e-4)
+
+
+LOADER_AFTER_OPENCV = """
+import cv2, numpy as np, torch
+from interhand_perception.training.trainer import Runtime, make_loader
+
+class Warp(torch.utils.data.Dataset):
+    def __len__(self):
+        return 8
+    def __getitem__(self, i):
+        img = np.full((256, 256, 3), i, np.uint8)
+        return torch.from_numpy(cv2.warpAffine(img, np.eye(2, 3), (128, 128)))
+
+if __name__ == "__main__":
+    big = np.zeros((2000, 2000, 3), np.uint8)
+    for _ in range(20):  # the parent's OpenCV thread pool is busy and initialised
+        cv2.resize(big, (1000, 1000))
+    loader = make_loader(Warp(), 4, Runtime(num_workers=1, prefetch_factor=2))
+    print("batches", sum(1 for _ in loader))
+"""
+
+
+def test_loader_workers_start_after_opencv_was_used(tmp_path):
+    """A process that used OpenCV's thread pool before training (a test session did) must not
+    hand its workers a locked pool: with forked workers this hung for good."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "loader_after_opencv.py"
+    script.write_text(LOADER_AFTER_OPENCV)
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and "batches 2" in proc.stdout, proc.stderr[-2000:]

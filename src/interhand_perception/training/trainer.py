@@ -219,9 +219,16 @@ def _loader_worker_init(_worker_id: int) -> None:
 
 def make_loader(dataset, batch_size: int, rt: Runtime, sampler=None) -> DataLoader:
     """The training DataLoader: shuffled (or ``sampler``), last partial batch dropped, workers
-    persistent, host memory pinned when ``rt.pin_memory``."""
+    persistent, host memory pinned when ``rt.pin_memory``.
+
+    Workers are spawned, not forked: a process that has already used OpenCV's thread pool (any
+    process that decoded or warped an image before training, a test session for one) hands a
+    forked child a locked pool, and the child's first OpenCV call waits forever. Spawning costs a
+    few seconds once (persistent workers).
+    """
     extra = {"prefetch_factor": rt.prefetch_factor, "persistent_workers": True,
-             "worker_init_fn": _loader_worker_init} if rt.num_workers > 0 else {}
+             "worker_init_fn": _loader_worker_init,
+             "multiprocessing_context": "spawn"} if rt.num_workers > 0 else {}
     return DataLoader(dataset, batch_size=batch_size, shuffle=sampler is None, sampler=sampler,
                       num_workers=rt.num_workers, drop_last=True, pin_memory=rt.pin_memory, **extra)
 
