@@ -274,7 +274,7 @@ def _summarise(errs, received, arrival, total, args) -> dict:
          "hands_valid": int(sum(e["valid"] for e in errs)), "checkpoint": str(args.checkpoint)}
     print("\nsummary (hands_node over ROS 2 on this machine):")
     for k, v in s.items():
-        print(f"  {k:<22} {v:.1f}" if isinstance(v, float) else f"  {k:<22} {v}")
+        print(f"  {k:<26} {v:.1f}" if isinstance(v, float) else f"  {k:<26} {v}")
     return s
 
 
