@@ -78,10 +78,11 @@ WORKDIR /opt/interhand_perception
 RUN /opt/venv/bin/python -m pip install -c /opt/venv/constraints.txt -e /opt/interhand_perception \
     && source "/opt/ros/${ROS_DISTRO}/setup.bash" \
     && rm -rf ros2_ws/build ros2_ws/install ros2_ws/log \
-    && ROS_FROM=distro PYTHON3_EXECUTABLE=/usr/bin/python3 bash scripts/setup_ros.sh \
+    && ROS_FROM=distro PYTHON3_EXECUTABLE=/usr/bin/python3 NODE_PYTHON=/opt/venv/bin/python bash scripts/setup_ros.sh \
     && /opt/venv/bin/python -c "import torch, interhand_perception; print('torch', torch.__version__)"
 
-# `python3` is the venv's: the node's launcher (lib/interhand_perception/hands_node) runs with it.
+# The node's launcher (lib/interhand_perception/hands_node) names /opt/venv/bin/python in its first
+# line (NODE_PYTHON above); the venv first on PATH is for `interhand` and the user's shells.
 ENV PATH=/opt/venv/bin:${PATH}
 COPY docker/entrypoint.sh /entrypoint.sh
 ENTRYPOINT ["/entrypoint.sh"]

@@ -17,6 +17,19 @@ set -e
 source "/opt/ros/${ROS_DISTRO:?ROS_DISTRO is not set in this image}/setup.bash"
 source /opt/interhand_perception/ros2_ws/install/setup.bash
 
+# Fast DDS profile with a larger shared-memory segment: best-effort images over 512 KiB reach
+# other processes only when the PUBLISHING process (the camera driver) has it, and every
+# service of docker/compose.yaml starts through this entrypoint (docs/ros_node.md). A profile
+# file given to the container (-e FASTDDS_DEFAULT_PROFILES_FILE=... or FASTRTPS_...) wins.
+# Fast DDS 2 (Humble, Jazzy) reads FASTRTPS_DEFAULT_PROFILES_FILE; Fast DDS 3 (Kilted and newer)
+# reads FASTDDS_DEFAULT_PROFILES_FILE and warns about the old name.
+if [ -z "${FASTDDS_DEFAULT_PROFILES_FILE:-}" ] && [ -z "${FASTRTPS_DEFAULT_PROFILES_FILE:-}" ]; then
+    case "${ROS_DISTRO}" in
+        humble|iron|jazzy) export FASTRTPS_DEFAULT_PROFILES_FILE=/opt/interhand_perception/config/fastdds_large_images.xml ;;
+        *) export FASTDDS_DEFAULT_PROFILES_FILE=/opt/interhand_perception/config/fastdds_large_images.xml ;;
+    esac
+fi
+
 if [ "${INTERHAND_BUILD_ENGINE:-0}" = "1" ]; then
     cache="${INTERHAND_ENGINE_CACHE:-${HOME:-/root}/.cache/interhand_perception/engines}"
     if ! compgen -G "${cache}/*.engine" > /dev/null; then

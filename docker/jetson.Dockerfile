@@ -75,7 +75,7 @@ WORKDIR /opt/interhand_perception
 RUN /opt/venv/bin/python -m pip install -c /opt/venv/constraints.txt -e /opt/interhand_perception onnx \
     && source "/opt/ros/${ROS_DISTRO}/setup.bash" \
     && rm -rf ros2_ws/build ros2_ws/install ros2_ws/log \
-    && ROS_FROM=distro PYTHON3_EXECUTABLE=/usr/bin/python3 bash scripts/setup_ros.sh \
+    && ROS_FROM=distro PYTHON3_EXECUTABLE=/usr/bin/python3 NODE_PYTHON=/opt/venv/bin/python bash scripts/setup_ros.sh \
     && /opt/venv/bin/python -c "import interhand_perception" \
     && { /opt/venv/bin/python -c "import importlib.util as u; assert u.find_spec('tensorrt')" \
          || echo "WARNING: no TensorRT Python bindings in the base image: backend tensorrt will not work" \

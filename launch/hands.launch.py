@@ -14,10 +14,17 @@ Arguments (``ros2 launch interhand_perception hands.launch.py --show-args`` list
                (default "": /hands, /hands/markers, ...); /tf and /diagnostics stay global
   log_level    debug | info | warn | error | fatal (default info)
 
+Fast DDS: unless FASTDDS_DEFAULT_PROFILES_FILE or FASTRTPS_DEFAULT_PROFILES_FILE is already set,
+the node process gets the installed config/fastdds_large_images.xml (a larger shared-memory
+segment for images over 512 KiB). The camera driver needs the same variable in ITS environment:
+the fix works on the publishing side (docs/ros_node.md, "Images over 512 KiB with Fast DDS").
+
 Needs a ROS 2 distribution (launch, launch_ros). Without one (ROS 2 from the Python registry),
 run the node itself: ``hands_node --ros-args --params-file config/hands.yaml -r image:=...``
 (docs/ros_node.md).
 """
+import os
+
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument
 from launch.conditions import IfCondition
@@ -26,6 +33,19 @@ from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
 
 PACKAGE = "interhand_perception"
+FASTDDS_PROFILE = "fastdds_large_images.xml"
+# Fast DDS 2 (Humble, Jazzy) reads only the old name; Fast DDS 3 (Kilted and newer) reads the new
+# one and warns when the old one is set.
+FASTDDS_PROFILE_VARS = ("FASTDDS_DEFAULT_PROFILES_FILE", "FASTRTPS_DEFAULT_PROFILES_FILE")
+
+
+def fastdds_profile_env(share) -> dict:
+    """The node's extra environment: the large-image Fast DDS profile, unless the user set one."""
+    if any(os.environ.get(var) for var in FASTDDS_PROFILE_VARS):
+        return {}
+    old_fastdds = os.environ.get("ROS_DISTRO", "") in ("humble", "iron", "jazzy")
+    var = FASTDDS_PROFILE_VARS[1] if old_fastdds else FASTDDS_PROFILE_VARS[0]
+    return {var: PathJoinSubstitution([share, "config", FASTDDS_PROFILE])}
 
 
 def generate_launch_description() -> LaunchDescription:
@@ -73,6 +93,7 @@ def generate_launch_description() -> LaunchDescription:
             ("camera_info", camera_info),
         ],
         arguments=["--ros-args", "--log-level", log_level],
+        additional_env=fastdds_profile_env(share) or None,
         output="screen",
         emulate_tty=True,  # keep the node's coloured, line-buffered log output
     )

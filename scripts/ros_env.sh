@@ -5,8 +5,10 @@
 # interhand_perception, and the fallback tf2_msgs where one was built) on PYTHONPATH,
 # LD_LIBRARY_PATH and AMENT_PREFIX_PATH (plus the venv holding the ROS 2 wheels, or sources the
 # ROS 2 distribution the workspace was built with), and keeps DDS discovery on this machine
-# (ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST unless already set). Safe to source again; prints
-# nothing unless something is wrong. See docs/ros_setup.md.
+# (ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST unless already set), and points Fast DDS at
+# config/fastdds_large_images.xml (FASTDDS_/FASTRTPS_DEFAULT_PROFILES_FILE unless one is already
+# set; images over 512 KiB, docs/ros_node.md). Safe to source again; prints nothing unless
+# something is wrong. See docs/ros_setup.md.
 
 _ih_env_main() {
   local src root inst stamp sp dir pkg lib
@@ -25,8 +27,8 @@ _ih_env_main() {
     echo "ros_env.sh: interhand_perception_msgs is not built in ${root:-?}/ros2_ws; run scripts/setup_ros.sh first" >&2
     return 1
   fi
-  # IH_ROS_FROM (pypi|distro), IH_ROS_VENV, IH_ROS_DISTRO, IH_ROS_PYTHON, IH_ROS_TF2_FALLBACK
-  local IH_ROS_FROM= IH_ROS_VENV= IH_ROS_DISTRO= IH_ROS_PYTHON= IH_ROS_TF2_FALLBACK=
+  # IH_ROS_FROM (pypi|distro), IH_ROS_VENV, IH_ROS_DISTRO, IH_ROS_PYTHON, IH_NODE_PYTHON, IH_ROS_TF2_FALLBACK
+  local IH_ROS_FROM= IH_ROS_VENV= IH_ROS_DISTRO= IH_ROS_PYTHON= IH_NODE_PYTHON= IH_ROS_TF2_FALLBACK=
   . "$stamp"
 
   if [ "$IH_ROS_FROM" = distro ]; then
@@ -91,6 +93,20 @@ _ih_env_main() {
     humble|iron) export ROS_LOCALHOST_ONLY="${ROS_LOCALHOST_ONLY:-1}" ;;  # before the discovery range existed
     *) export ROS_AUTOMATIC_DISCOVERY_RANGE="${ROS_AUTOMATIC_DISCOVERY_RANGE:-LOCALHOST}" ;;
   esac
+
+  # Fast DDS profile with a larger shared-memory segment, so that best-effort images over
+  # 512 KiB reach other processes (config/fastdds_large_images.xml, docs/ros_node.md). It
+  # matters in the PUBLISHING process: a camera driver started from this shell gets it too.
+  # Left alone when the caller already chose a profile file. Fast DDS 3 (Kilted and newer, the
+  # registry's wheels) reads FASTDDS_DEFAULT_PROFILES_FILE and warns about the old name;
+  # Fast DDS 2 (Humble, Jazzy) reads only FASTRTPS_DEFAULT_PROFILES_FILE.
+  if [ -z "${FASTDDS_DEFAULT_PROFILES_FILE:-}" ] && [ -z "${FASTRTPS_DEFAULT_PROFILES_FILE:-}" ] \
+      && [ -f "$root/config/fastdds_large_images.xml" ]; then
+    case "${IH_ROS_DISTRO:-${ROS_DISTRO:-}}" in
+      humble|iron|jazzy) export FASTRTPS_DEFAULT_PROFILES_FILE="$root/config/fastdds_large_images.xml" ;;
+      *) export FASTDDS_DEFAULT_PROFILES_FILE="$root/config/fastdds_large_images.xml" ;;
+    esac
+  fi
   return 0
 }
 if _ih_env_main; then

@@ -15,6 +15,11 @@
 #             repository root; created if missing)
 #   ROS_FROM  auto (default) | pypi | distro
 #   PYTHON    interpreter used to create a missing venv (default: python3)
+#   NODE_PYTHON  interpreter written into the installed hands_node launcher, the one that has
+#             both rclpy and the interhand_perception package (default: the venv's python with
+#             ROS from the wheels; with a distribution, $VENV/bin/python when it has the
+#             package, else the build's python3). `ros2 launch` runs the launcher directly, so
+#             this, not the first python3 on PATH, decides where the node's code comes from.
 # Afterwards: `source scripts/ros_env.sh`.
 set -euo pipefail
 
@@ -193,7 +198,8 @@ EOF
   repair_cmake_exports
   ensure_colcon_venv "$VPY" "$VENV/opt/colcon"
   BUILD_PY=$VPY
-  STAMP=$(printf 'IH_ROS_FROM=pypi\nIH_ROS_VENV=%q\nIH_ROS_PYTHON=%q' "$VENV" "$BUILD_PY")
+  NODE_PY=${NODE_PYTHON:-$VPY}
+  STAMP=$(printf 'IH_ROS_FROM=pypi\nIH_ROS_VENV=%q\nIH_ROS_PYTHON=%q\nIH_NODE_PYTHON=%q' "$VENV" "$BUILD_PY" "$NODE_PY")
   build_env() {
     env PATH="$VENV/bin:$PATH" CMAKE_PREFIX_PATH="$VENV" AMENT_PREFIX_PATH="$VENV" \
       PYTHONPATH= COLCON_PREFIX_PATH= "$@"
@@ -214,8 +220,15 @@ else
   else  # e.g. the ros-core images have no colcon
     ensure_colcon_venv "$BUILD_PY" "${XDG_CACHE_HOME:-$HOME/.cache}/interhand_perception/colcon-venv"
   fi
-  STAMP=$(printf 'IH_ROS_FROM=distro\nIH_ROS_DISTRO=%q\nIH_ROS_VENV=%q\nIH_ROS_PYTHON=%q' \
-    "$ROS_DISTRO" "$VENV" "$BUILD_PY")
+  if [ -n "${NODE_PYTHON:-}" ]; then
+    NODE_PY=$NODE_PYTHON
+  elif [ -x "$VENV/bin/python" ] && "$VENV/bin/python" -c "import interhand_perception" 2>/dev/null; then
+    NODE_PY=$VENV/bin/python
+  else
+    NODE_PY=$BUILD_PY
+  fi
+  STAMP=$(printf 'IH_ROS_FROM=distro\nIH_ROS_DISTRO=%q\nIH_ROS_VENV=%q\nIH_ROS_PYTHON=%q\nIH_NODE_PYTHON=%q' \
+    "$ROS_DISTRO" "$VENV" "$BUILD_PY" "$NODE_PY")
   build_env() { "$@"; }
 fi
 T1=$(date +%s)
@@ -262,7 +275,7 @@ say "building $PKGS with colcon (log: ${BUILD_LOG#"$ROOT"/})"
 if ! (cd "$WS" && build_env "$COLCON" --log-base "$WS/log" build \
         --base-paths "${BASE_PATHS[@]}" --build-base "$WS/build" --install-base "$WS/install" \
         --event-handlers console_cohesion+ console_stderr- \
-        --cmake-args -DPython3_EXECUTABLE="$BUILD_PY" -DBUILD_TESTING=OFF \
+        --cmake-args -DPython3_EXECUTABLE="$BUILD_PY" -DINTERHAND_NODE_PYTHON="$NODE_PY" -DBUILD_TESTING=OFF \
                      -DCMAKE_BUILD_TYPE=Release) >"$BUILD_LOG" 2>&1; then
   tail -n 40 "$BUILD_LOG" >&2
   die "colcon build failed (full log: $BUILD_LOG)"
@@ -289,4 +302,6 @@ for f in "$SHARE/launch/hands.launch.py" "$SHARE/config/hands.yaml" "$SHARE/conf
          "$WS/install/interhand_perception/lib/interhand_perception/hands_node"; do
   [ -f "$f" ] && [ ! -L "$f" ] || die "the build did not install ${f#"$WS"/} as a file"
 done
+"$NODE_PY" -c "import interhand_perception" 2>/dev/null \
+  || say "note: $NODE_PY, the interpreter of the installed hands_node, cannot import interhand_perception yet; install it: $NODE_PY -m pip install -e $ROOT"
 say "ready: ROS 2 from $([ "$ROS_FROM" = pypi ] && echo "wheels in $VENV" || echo "ROS $ROS_DISTRO") (install $((T1 - T0)) s, build $((T2 - T1)) s). Next: source scripts/ros_env.sh"

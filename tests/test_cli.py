@@ -42,6 +42,8 @@ def test_top_level_help():
     ("bench", ["--backbones", "--stages", "--img-size", "--repeats", "--devices", "--threads", "--train",
                "--config", "--steps", "--warmup", "--batch", "--compile"]),
     ("gen-data", ["--out", "--num", "--split", "--img-size", "--seed", "--shard-size", "--workers", "--mano-dir"]),
+    ("eval-placement", ["--edges", "--frames", "--single", "--seed", "--settings", "--focal", "--hfov", "--legacy",
+                        "--out", "--save-frames", "known", "assumed", "depth"]),
 ])
 def test_subcommand_help(command, options):
     proc = run_cli(command, "--help")

@@ -52,6 +52,7 @@ EXPECTED_TYPES = {
     "depth_topic": str, "depth_max_age_s": float, "smoothing": bool, "smoothing_min_cutoff": float,
     "smoothing_beta": float, "smoothing_d_cutoff": float, "hand_timeout_s": float, "resolve_penetration": bool,
     "method": str, "backend": str, "cpu_threads": int, "mirrored": bool, "carry_frames": int, "unseen_hand_min_confidence": float,
+    "distortion": str, "image_timeout_s": float,
 }
 # The real tf2_msgs/msg/TFMessage.msg (ros2/geometry2), byte for byte.
 TF_MESSAGE_DEFINITION = "geometry_msgs/TransformStamped[] transforms\n"
@@ -247,6 +248,75 @@ def test_launch_file_nodes_remappings_and_files(launch_description):
     assert d_args[0] == "-d" and Path(d_args[1]).resolve() == RVIZ
 
 
+FASTDDS_PROFILE = ROOT / "config" / "fastdds_large_images.xml"
+PROFILE_VARS = ("FASTDDS_DEFAULT_PROFILES_FILE", "FASTRTPS_DEFAULT_PROFILES_FILE")
+
+
+def _hands_node_env(monkeypatch, env: dict[str, str]) -> dict[str, str]:
+    """The hands node's evaluated additional_env when the launch file runs under ``env``."""
+    for var in (*PROFILE_VARS, "ROS_DISTRO"):
+        monkeypatch.delenv(var, raising=False)
+    for var, value in env.items():
+        monkeypatch.setenv(var, value)
+    for name, module in _launch_api_stand_ins().items():
+        monkeypatch.setitem(sys.modules, name, module)
+    ns: dict = {"__name__": "hands_launch", "__file__": str(LAUNCH)}
+    exec(compile(LAUNCH.read_text(), str(LAUNCH), "exec"), ns)
+    entities = ns["generate_launch_description"]().kwargs["entities"]
+    hands = next(e.kwargs for e in entities if e.kind == "Node" and e.kwargs["executable"] == "hands_node")
+    share = {"interhand_perception": ROS_PKG}
+    return {k: _evaluate(v, {}, share) for k, v in (hands.get("additional_env") or {}).items()}
+
+
+def test_launch_file_gives_the_node_the_fastdds_profile_unless_the_user_set_one(monkeypatch):
+    # Kilted and newer (Fast DDS 3): the new variable, pointing at the installed profile.
+    for distro in ("kilted", "rolling", ""):
+        env = _hands_node_env(monkeypatch, {"ROS_DISTRO": distro} if distro else {})
+        assert list(env) == ["FASTDDS_DEFAULT_PROFILES_FILE"], (distro, env)
+        assert Path(env["FASTDDS_DEFAULT_PROFILES_FILE"]).resolve() == FASTDDS_PROFILE
+    # Fast DDS 2 reads only the old name.
+    for distro in ("humble", "jazzy"):
+        env = _hands_node_env(monkeypatch, {"ROS_DISTRO": distro})
+        assert list(env) == ["FASTRTPS_DEFAULT_PROFILES_FILE"], (distro, env)
+        assert Path(env["FASTRTPS_DEFAULT_PROFILES_FILE"]).resolve() == FASTDDS_PROFILE
+    # A profile of the user's own (either name) is left alone: nothing is added.
+    for var in PROFILE_VARS:
+        assert _hands_node_env(monkeypatch, {var: "/my/profile.xml", "ROS_DISTRO": "jazzy"}) == {}
+
+
+def test_fastdds_profile_adds_a_large_shm_segment_and_nothing_else():
+    """config/fastdds_large_images.xml: a default participant profile that ADDS one SHM transport
+    with a segment of at least 8 MiB; no UDP transport of its own (so the UDP set-up that
+    rmw_fastrtps adds for ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST / ROS_LOCALHOST_ONLY=1, which
+    keeps discovery on this machine, stays in charge) and the built-in transports not switched
+    off."""
+    root = ET.parse(FASTDDS_PROFILE).getroot()
+    ns = {"d": "http://www.eprosima.com"}
+    assert root.tag == "{http://www.eprosima.com}dds"
+    descriptors = root.findall("d:profiles/d:transport_descriptors/d:transport_descriptor", ns)
+    assert [d.findtext("d:type", namespaces=ns) for d in descriptors] == ["SHM"]
+    shm = descriptors[0]
+    assert int(shm.findtext("d:segment_size", namespaces=ns)) >= 8 * 1024 * 1024
+    participants = root.findall("d:profiles/d:participant", ns)
+    assert len(participants) == 1 and participants[0].get("is_default_profile") == "true"
+    rtps = participants[0].find("d:rtps", ns)
+    assert [t.text for t in rtps.findall("d:userTransports/d:transport_id", ns)] == \
+        [shm.findtext("d:transport_id", namespaces=ns)]
+    assert rtps.find("d:useBuiltinTransports", ns) is None
+    assert rtps.find("d:builtinTransports", ns) is None
+
+
+def test_entrypoint_and_ros_env_set_the_fastdds_profile_only_when_unset():
+    for path in (ROOT / "docker" / "entrypoint.sh", ROOT / "scripts" / "ros_env.sh"):
+        text = path.read_text()
+        assert "fastdds_large_images.xml" in text, path
+        for var in PROFILE_VARS:
+            assert f'-z "${{{var}:-}}"' in text, (path, var)
+    # The images copy the whole repository (config/ included) and the entrypoint points there.
+    assert "/opt/interhand_perception/config/fastdds_large_images.xml" in \
+        (ROOT / "docker" / "entrypoint.sh").read_text()
+
+
 # ---------------------------------------------------------------- config/hands.rviz
 
 def test_rviz_config_is_yaml_with_the_hands_displays():
@@ -283,7 +353,8 @@ def test_ros_package_sources():
         assert p.resolve() == target
     launcher = ROS_PKG / "scripts" / "hands_node"
     text = launcher.read_text()
-    assert os.access(launcher, os.X_OK) and text.startswith("#!/usr/bin/env python3\n")
+    # the interpreter that has the package is written in by CMake (not the first python3 on PATH)
+    assert os.access(launcher, os.X_OK) and text.startswith("#!@INTERHAND_NODE_PYTHON@\n")
     assert "from interhand_perception.ros.hands_node import main" in text
     # The Python code is pip-installed, never also installed by CMake (two copies of one package).
     cmake = [line for line in (ROS_PKG / "CMakeLists.txt").read_text().splitlines()
@@ -374,7 +445,8 @@ def test_dockerignore_keeps_what_the_images_need():
     for excluded in (".venv", "runs", "data_cache", "ros2_ws/build", "ros2_ws/install", "ros2_ws/log", ".git"):
         assert excluded in patterns
     needed = ["pyproject.toml", "README.md", "src/interhand_perception/__init__.py", "msg/Hand.msg",
-              "config/hands.yaml", "launch/hands.launch.py", "weights/demo_r18_128.safetensors",
+              "config/hands.yaml", "config/fastdds_large_images.xml", "launch/hands.launch.py",
+              "weights/demo_r18_128.safetensors",
               "scripts/setup_ros.sh", "ros2_ws/src/interhand_perception/package.xml",
               "ros2_ws/fallback/tf2_msgs/package.xml", "docker/entrypoint.sh"]
     for path in needed:

@@ -60,10 +60,14 @@ TIMEOUT = 30.0
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
+    return make_checkpoint(tmp_path_factory.mktemp("node") / "tiny.safetensors")
+
+
+def make_checkpoint(path) -> str:
+    """A real (untrained, tiny) DIR checkpoint written by the trainer's own save_checkpoint."""
     cfg = load_run_config(None, {"model": dict(TINY_MODEL), "data": {"num_workers": 0}, "train": {"device": "cpu"}})
     torch.manual_seed(0)
     model, hand_models = build_model(cfg, torch.device("cpu"))
-    path = tmp_path_factory.mktemp("node") / "tiny.safetensors"
     save_checkpoint(path, model, cfg, step=1, hand_models=hand_models)
     return str(path)
 
@@ -88,20 +92,22 @@ test_image.__test__ = False  # a helper, not a test
 class Rig:
     """The node under test + a camera/listener node, spun by one executor thread."""
 
-    def __init__(self, checkpoint: str, name: str, **params):
+    def __init__(self, checkpoint: str, name: str, cli_args: list[str] | None = None, image_pub_topic: str | None = None,
+                 **params):
         self.ns = f"/t{TOKEN}_{name}"
         self.prefix = f"{name}_"
         values = {"method": "dir", "crop_mode": "center", "checkpoint": checkpoint, "device": "cpu", "min_confidence": 0.0, "frame_prefix": self.prefix,
                   "diagnostics_period_s": 0.2, "camera_info_timeout_s": 0.5, **params}
         HandsNode = make_node_class()
-        self.node = HandsNode(namespace=self.ns,
+        self.node = HandsNode(namespace=self.ns, cli_args=cli_args,
                               parameter_overrides=[Parameter(k, value=v) for k, v in values.items()])
         self.cam = rclpy.create_node(f"camera_{name}", namespace=self.ns)
         compressed = params.get("image_transport") == "compressed"
         image = params.get("image_topic", "image")
         out = params.get("output_topic", "hands")
         self.pub_img = self.cam.create_publisher(CompressedImage if compressed else Image,
-                                                 f"{image}/compressed" if compressed else image, qos_profile_sensor_data)
+                                                 image_pub_topic or (f"{image}/compressed" if compressed else image),
+                                                 qos_profile_sensor_data)
         self.pub_info = self.cam.create_publisher(CameraInfo, params.get("camera_info_topic", "camera_info"),
                                                   qos_profile_sensor_data)
         self.lock = threading.Lock()
@@ -159,10 +165,10 @@ class Rig:
         self.n += 1
         return Time(seconds=1000 + self.n, nanoseconds=12345).to_msg()
 
-    def send_info(self, k=K, width=W, height=H, stamp=None):
-        info = CameraInfo(width=width, height=height, k=list(map(float, k)))
+    def send_info(self, k=K, width=W, height=H, stamp=None, frame_id=FRAME, **fields):
+        info = CameraInfo(width=width, height=height, k=list(map(float, k)), **fields)
         info.header.stamp = stamp or self.stamp()
-        info.header.frame_id = FRAME
+        info.header.frame_id = frame_id
         self.pub_info.publish(info)
 
     def send_image(self, img=None, encoding="rgb8", stamp=None, **override):

@@ -34,9 +34,8 @@ if __name__ != "__main__":
     require_ros()
 
 import rclpy  # noqa: E402
+from participants import Participant, serve_until_stdin_closes  # noqa: E402
 from geometry_msgs.msg import Point  # noqa: E402
-from rclpy.context import Context  # noqa: E402
-from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
 from rclpy.serialization import deserialize_message, serialize_message  # noqa: E402
 
@@ -158,22 +157,6 @@ def assert_meshes_equal(got: list[HandMesh]) -> None:
 
 
 # ---------------------------------------------------------------- helpers ----
-
-class Participant:
-    """One rclpy context (its own DDS participant), one node and an executor."""
-
-    def __init__(self, name: str):
-        self.context = Context()
-        rclpy.init(context=self.context)
-        self.node = rclpy.create_node(name, context=self.context)
-        self.executor = SingleThreadedExecutor(context=self.context)
-        self.executor.add_node(self.node)
-
-    def close(self) -> None:
-        self.executor.shutdown()
-        self.node.destroy_node()
-        self.context.try_shutdown()
-
 
 def spin_until(condition, participants, timeout: float = TIMEOUT) -> bool:
     """Spin the participants' executors until ``condition()`` or the timeout."""
@@ -337,13 +320,7 @@ def _child(mode: str) -> int:
         else:
             print(f"child: unknown mode {mode}", file=sys.stderr)
             return 2
-        deadline = time.monotonic() + 2 * TIMEOUT
-        while time.monotonic() < deadline:  # serve DDS until the parent closes our stdin
-            p.executor.spin_once(timeout_sec=0.02)
-            if select.select([sys.stdin], [], [], 0)[0] and sys.stdin.readline() == "":
-                return 0
-        print("child: parent never closed stdin", file=sys.stderr)
-        return 3
+        return serve_until_stdin_closes(p, 2 * TIMEOUT)
     finally:
         p.close()
 

@@ -67,6 +67,7 @@ def test_installed_package_has_real_files(installed):
     assert launcher.is_file() and not launcher.is_symlink() and os.access(launcher, os.X_OK)
     text = launcher.read_text()
     assert f'REPO_ROOT = "{ROOT}"' in text, "the launcher does not name this checkout"
+    assert text.startswith(f"#!{_stamp()['IH_NODE_PYTHON']}\n"), "the launcher does not name the node's interpreter"
     assert (INSTALL / "interhand_perception" / "share" / "ament_index" / "resource_index"
             / "packages" / "interhand_perception").is_file()
 

@@ -237,8 +237,8 @@ def sample_lights(rng: np.random.Generator, second_p: float) -> dict:
                 specular=rng.uniform(0.02, 0.15), shininess=rng.uniform(5, 30))
 
 
-def render_hands(rng: np.random.Generator, cfg, models, scene, K_crop: np.ndarray
-                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def render_hands(rng: np.random.Generator, cfg, models, scene, K_crop: np.ndarray,
+                 blur_scale: float | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Render the scene into the ``cfg.img_size`` crop.
 
     Version 1 shades per-vertex colours (skin, a slightly paler palm, nails). Version 2
@@ -248,6 +248,7 @@ def render_hands(rng: np.random.Generator, cfg, models, scene, K_crop: np.ndarra
 
     Args:
         cfg: SyntheticConfig; models: (left, right); scene: synthetic.Scene; K_crop: (3, 3).
+        blur_scale: ``textures.camera_effects``'s (None: blur in proportion to the crop).
     Returns:
         image (S, S, 3) uint8, seg (S, S) uint8 (0 bg, 1 left, 2 right), dense (S, S, 3) uint8.
     """
@@ -301,7 +302,7 @@ def render_hands(rng: np.random.Generator, cfg, models, scene, K_crop: np.ndarra
     colour = shade(px[:, 0:3], px[:, 3:6], alb, **sample_lights(rng, cfg.second_light_p))
     image = background.copy()
     image[mask] = tx.linear_to_srgb(colour * rng.uniform(0.85, 1.2))
-    image = tx.camera_effects(rng, image, cfg.motion_blur_p, cfg.noise_max, cfg.jpeg_p)
+    image = tx.camera_effects(rng, image, cfg.motion_blur_p, cfg.noise_max, cfg.jpeg_p, blur_scale)
     seg = np.zeros((size, size), dtype=np.uint8)
     seg[mask] = np.where(vis < 2, vis + 1, 0)
     dense_img = np.zeros((size, size, 3), dtype=np.uint8)

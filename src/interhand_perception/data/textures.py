@@ -233,21 +233,26 @@ def jpeg(img_u8: np.ndarray, quality: int) -> np.ndarray:
 
 
 def camera_effects(rng: np.random.Generator, img: np.ndarray, motion_blur_p: float = 0.15,
-                   noise_max: float = 0.03, jpeg_p: float = 0.3) -> np.ndarray:
+                   noise_max: float = 0.03, jpeg_p: float = 0.3, blur_scale: float | None = None) -> np.ndarray:
     """Optics blur, white balance, motion blur, sensor noise, JPEG; float in, uint8 out.
 
     Args:
         img: (S, S, 3) float32 sRGB in [0, 1].
+        blur_scale: blur sizes (optics 0.4-0.9 px, motion 3-10 px) are multiplied by this;
+            None: ``max(S / 256, 0.5)`` (a crop in which the hands fill the image: blur in
+            proportion to the hands). A full camera frame passes 1 (blur in camera pixels).
     Returns:
         (S, S, 3) uint8.
     """
     size = img.shape[0]
-    img = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.4, 0.9) * max(size / 256, 0.5))
+    scale = max(size / 256, 0.5) if blur_scale is None else float(blur_scale)
+    img = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.4, 0.9) * scale)
     img = img * rng.normal(1.0, 0.04, size=3).astype(np.float32)  # white balance
     gamma = rng.uniform(0.85, 1.15)
     img = np.power(np.clip(img, 0, 1), gamma)
     if rng.uniform() < motion_blur_p:
-        img = motion_blur(img, int(rng.integers(3, 10) * size / 256) + 1, rng.uniform(0, np.pi))
+        img = motion_blur(img, int(rng.integers(3, 10) * (size / 256 if blur_scale is None else scale)) + 1,
+                          rng.uniform(0, np.pi))
     sigma = rng.uniform(0.0, noise_max)
     if sigma > 0.002:
         img = img + gaussian_noise(rng, img.shape, sigma)

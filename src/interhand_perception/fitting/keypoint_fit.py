@@ -5,18 +5,22 @@ Input per hand (MediaPipe Hands layout, 21 landmarks in ``JOINT_NAMES`` order): 
 landmarks as metres with the origin at the hand's approximate geometric centre, axes roughly
 the camera's (x right, y down, z away from the camera). On real photos they are rotated
 against the camera by 4-35 degrees (median 9.5; docs/keypoint_fit.md), so their rotation
-``R_w`` is estimated with a prior towards the identity. Pixels from MediaPipe's normalised
-landmarks: ``(x * W, y * H)``.
+``R_w`` is estimated with a prior towards the identity. Their scale is not metric either (on
+rendered hands with known truth their bones were 16% short, and a fit whose shape followed
+them placed hands 6-10% too close; docs/keypoint_fit.md), so their scale ``k_w`` is estimated
+too, and the metric size comes from the hand model, kept at the mean adult hand's size by a
+prior. Pixels from MediaPipe's normalised landmarks: ``(x * W, y * H)``.
 
 Unknowns: root rotation ``R_0`` (updated as ``R_0 exp([d])``), the 15 full axis-angle joint
 rotations ``theta`` (mean pose included), betas ``b`` (kept in ``[-b_max, b_max]``), the
 wrist position ``T`` in the camera frame, the world landmarks' offset ``c`` (their origin is
-not the wrist) and rotation ``R_w`` (``R_w exp([d])``). With ``P_i`` the model joints minus
-the model wrist (:func:`twist_swing.forward_kinematics`), minimise
+not the wrist), rotation ``R_w`` (``R_w exp([d])``) and scale ``k_w`` (``k_w exp(e)``). With
+``P_i`` the model joints minus the model wrist (:func:`twist_swing.forward_kinematics`) and
+``L(b)`` the sum of the model's 20 rest bone lengths, minimise
 
-    E = sum_i rho(|P_i + c - R_w X_i| / s_3d) + sum_i rho(|pi(T + P_i) - u_i| / s_2d)
+    E = sum_i rho(|P_i + c - k_w R_w X_i| / s_3d) + sum_i rho(|pi(T + P_i) - u_i| / s_2d)
         + |max(0, theta - hi) - max(0, lo - theta)|^2 / s_lim^2 + |b|^2 / s_b^2
-        + |vee(R_w - R_w^T) / 2|^2 / s_w^2
+        + |vee(R_w - R_w^T) / 2|^2 / s_w^2 + (L(b) / L(0) - 1)^2 / s_size^2
 
 with ``pi`` the pinhole projection, ``[lo, hi]`` the pose prior's box
 (``pose_prior.pose_limits``) and Geman-McClure ``rho(e) = t^2 e^2 / (t^2 + e^2)`` per
@@ -34,7 +38,8 @@ axis-angle steps map through the right Jacobian of SO(3),
 bones linearly and the world rotation moves ``R_w X`` by ``[R_w X] R_w d``. Only the 21
 joints are evaluated per iteration; the mesh once at the end.
 
-Start: betas from bone lengths (clamped), then the pixels lifted to 3D: the wrist-relative
+Start: ``k_w`` from the ratio of summed bone lengths (model at zero betas / world landmarks),
+betas from the scaled bone lengths (clamped), then the pixels lifted to 3D: the wrist-relative
 world landmarks are placed by the linear least squares of ``fx (T_x + X_x) = (u - cx) (T_z +
 X_z)`` (and y; as ``runtime.placement`` does) and each pixel is back-projected to its
 landmark's depth (a pixel far from its placed landmark, more than 3 times the median, keeps
@@ -58,6 +63,7 @@ from ..hand_model.joints import SIDES
 from ..hand_model.pose_prior import pose_limits
 from ..hand_model.rotation_np import axis_angle_to_matrix, axis_angle_to_quaternion
 from ..runtime.placement import PlacedHands
+from .scale import metric_size_prior, world_scale_start
 from .twist_swing import (CAT_TO_OUTPUT, OUTPUT_FROM_CAT, HandSkeleton, Kinematics, fit_betas_to_bones,
                           forward_kinematics, kabsch, model_hand_pose, skeleton_from_model, twist_swing_ik)
 
@@ -83,6 +89,8 @@ class FitConfig:
     twist: str = "anatomical"
     max_betas: float = 3.0         # betas are kept in [-max_betas, max_betas]
     sigma_world_rotation: float = 0.2  # rad, prior on the world landmarks' rotation; 0: fixed at I
+    fit_world_scale: bool = True   # the world landmarks' scale is unknown (estimated), not metric
+    sigma_size: float = 0.05       # prior std of the model's size relative to the mean hand (0: none)
     lift_iterations: int = 1       # start: IK on the pixels lifted to the world landmarks' depths
     confidence_px: float = 6.0     # mean pixel error halving the confidence: this (px) and ...
     confidence_2d: float = 0.04    # ... this fraction of the hand's size, in quadrature
@@ -93,7 +101,8 @@ class FitConfig:
 class FitState:
     """Unknowns of B hands: root (B, 3, 3), pose (B, 15, 3) full axis-angle, betas (B, S),
     transl (B, 3) wrist in the camera frame (m), offset (B, 3) world-landmark offset (m),
-    world_rot (B, 3, 3) rotation of the world landmarks into the camera frame (None: I)."""
+    world_rot (B, 3, 3) rotation of the world landmarks into the camera frame (None: I),
+    world_scale (B,) their scale (None: 1, taken as metric)."""
 
     root: torch.Tensor
     pose: torch.Tensor
@@ -101,6 +110,7 @@ class FitState:
     transl: torch.Tensor
     offset: torch.Tensor
     world_rot: torch.Tensor | None = None
+    world_scale: torch.Tensor | None = None
 
 
 def right_jacobian(theta: torch.Tensor) -> torch.Tensor:
@@ -194,8 +204,10 @@ def evaluate(sk: HandSkeleton, state: FitState, uv: torch.Tensor, world: torch.T
 
 
 def rotate_world(state: FitState, world: torch.Tensor) -> torch.Tensor:
-    """The world landmarks (B, 21, 3) in the camera frame's axes, ``R_w X``."""
-    return world if state.world_rot is None else world @ state.world_rot.transpose(1, 2)
+    """The world landmarks (B, 21, 3) in the camera frame's axes and the model's scale,
+    ``k_w R_w X``."""
+    out = world if state.world_rot is None else world @ state.world_rot.transpose(1, 2)
+    return out if state.world_scale is None else out * state.world_scale[:, None, None]
 
 
 def rotation_prior(state: FitState, cfg: FitConfig) -> tuple[torch.Tensor, torch.Tensor] | None:
@@ -237,14 +249,17 @@ def robust_scales(r3: torch.Tensor, r2: torch.Tensor, cfg: FitConfig, t: float) 
 
 
 def energy(state: FitState, r3: torch.Tensor, r2: torch.Tensor, limits: tuple, cfg: FitConfig,
-           sc: Scales) -> torch.Tensor:
-    """Robust objective (B,) of the module docstring at the Geman-McClure scales ``sc``."""
+           sc: Scales, sk: HandSkeleton | None = None) -> torch.Tensor:
+    """Robust objective (B,) of the module docstring at the Geman-McClure scales ``sc``
+    (the size prior needs the skeleton ``sk``)."""
     over = limit_excess(state.pose, limits, cfg.sigma_limit)
     prior = rotation_prior(state, cfg)
+    size = None if sk is None else metric_size_prior(sk, state.betas, cfg.sigma_size)
     return (geman_mcclure(r3.norm(dim=-1) / cfg.sigma_3d, sc.t3)[0].sum(-1)
             + geman_mcclure(r2.norm(dim=-1) / cfg.sigma_2d, sc.t2)[0].sum(-1)
             + (over ** 2).sum(-1) + (state.betas ** 2).sum(-1) / cfg.sigma_betas ** 2
-            + (0.0 if prior is None else (prior[0] ** 2).sum(-1)))
+            + (0.0 if prior is None else (prior[0] ** 2).sum(-1))
+            + (0.0 if size is None else size[0] ** 2))
 
 
 def world_jacobian(state: FitState, rel: torch.Tensor, r3: torch.Tensor) -> torch.Tensor:
@@ -263,7 +278,8 @@ def lm_step(sk: HandSkeleton, state: FitState, kin: Kinematics, rel: torch.Tenso
     """
     b, s = state.betas.shape
     prior_w = rotation_prior(state, cfg)
-    n = 54 + s + (0 if prior_w is None else 3)
+    scaled = state.world_scale is not None
+    n = 54 + s + (0 if prior_w is None else 3) + int(scaled)
     j_rel = torch.cat([joint_jacobian(sk, kin, state.pose), shape_jacobian(sk, kin, s)], -1)
     eye3 = torch.eye(3, dtype=rel.dtype).expand(b, 21, 3, 3)
     zero3 = torch.zeros_like(eye3)
@@ -272,6 +288,9 @@ def lm_step(sk: HandSkeleton, state: FitState, kin: Kinematics, rel: torch.Tenso
     if prior_w is not None:
         blocks2.append(zero3)
         blocks3.append(world_jacobian(state, rel, r3))
+    if scaled:                  # k_w exp(e): d(P + c - k_w R_w X) / de = -k_w R_w X
+        blocks2.append(zero3[..., :1])
+        blocks3.append(-(rel + state.offset[:, None] - r3)[..., None])
     j2 = torch.einsum("bicd,bidn->bicn", dproj, torch.cat(blocks2, -1)) / cfg.sigma_2d
     j3 = torch.cat(blocks3, -1) / cfg.sigma_3d
     e3, e2 = r3 / cfg.sigma_3d, r2 / cfg.sigma_2d
@@ -286,10 +305,16 @@ def lm_step(sk: HandSkeleton, state: FitState, kin: Kinematics, rel: torch.Tenso
     prior = torch.cat([(over != 0).to(rel.dtype) / cfg.sigma_limit ** 2,
                        torch.full((b, s), 1.0 / cfg.sigma_betas ** 2, dtype=rel.dtype)], 1)
     grad[:, 3:48 + s] += torch.cat([over / cfg.sigma_limit, state.betas / cfg.sigma_betas ** 2], 1)
+    size_prior = metric_size_prior(sk, state.betas, cfg.sigma_size)
+    if size_prior is not None:
+        r_size, j_size = size_prior
+        hess[:, 48:48 + s, 48:48 + s] += j_size[:, :, None] * j_size[:, None, :]
+        grad[:, 48:48 + s] += r_size[:, None] * j_size
     if prior_w is not None:
         res_w, jac_w = prior_w
-        hess[:, -3:, -3:] += jac_w.transpose(1, 2) @ jac_w
-        grad[:, -3:] += (jac_w.transpose(1, 2) @ res_w[..., None])[..., 0]
+        r = slice(n - 3 - int(scaled), n - int(scaled))
+        hess[:, r, r] += jac_w.transpose(1, 2) @ jac_w
+        grad[:, r] += (jac_w.transpose(1, 2) @ res_w[..., None])[..., 0]
     diag = torch.diagonal(hess, dim1=-2, dim2=-1)
     diag[:, 3:48 + s] += prior
     diag += lam[:, None] * (diag + 1e-6)
@@ -313,14 +338,16 @@ def lm_step(sk: HandSkeleton, state: FitState, kin: Kinematics, rel: torch.Tenso
     return FitState(root=state.root @ L.batch_rodrigues(step[:, :3]), pose=pose.reshape(b, 15, 3),
                     betas=(state.betas + step[:, 48:k]).clamp(-cfg.max_betas, cfg.max_betas),
                     transl=state.transl + step[:, k:k + 3], offset=state.offset + step[:, k + 3:k + 6],
-                    world_rot=None if prior_w is None else state.world_rot @ L.batch_rodrigues(step[:, k + 6:]))
+                    world_rot=None if prior_w is None else state.world_rot @ L.batch_rodrigues(step[:, k + 6:k + 9]),
+                    world_scale=state.world_scale * torch.exp(step[:, -1]) if scaled else None)
 
 
 def initial_state(sk: HandSkeleton, uv: torch.Tensor, world: torch.Tensor, intr: torch.Tensor,
                   cfg: FitConfig, limits: tuple | None = None) -> FitState:
     """Twist-swing start (module docstring) for pixels (B, 21, 2) and world points (B, 21, 3);
     ``limits`` (lo, hi) (45,) clamp each joint in the IK (see ``twist_swing_ik``)."""
-    target = world - world[:, :1]
+    scale = world_scale_start(sk, world) if cfg.fit_world_scale else None
+    target = world - world[:, :1] if scale is None else (world - world[:, :1]) * scale[:, None, None]
     betas = fit_betas_to_bones(sk, target, sigma_betas=cfg.sigma_betas) if cfg.fit_shape else \
         world.new_zeros(world.shape[0], sk.j_dirs.shape[-1])
     betas = betas.clamp(-cfg.max_betas, cfg.max_betas)
@@ -342,7 +369,7 @@ def initial_state(sk: HandSkeleton, uv: torch.Tensor, world: torch.Tensor, intr:
     if cfg.sigma_world_rotation > 0:       # world axes -> camera axes, as the model now stands
         rot = kabsch(world - world.mean(1, keepdim=True), rel - rel.mean(1, keepdim=True))
     state = FitState(root=rots[:, 0], pose=L.matrix_to_axis_angle(rots[:, 1:]), betas=betas, transl=transl,
-                     offset=torch.zeros_like(transl), world_rot=rot)
+                     offset=torch.zeros_like(transl), world_rot=rot, world_scale=scale)
     state.offset = (rotate_world(state, world) - rel).mean(1)
     return state
 
@@ -367,10 +394,10 @@ def refine(sk: HandSkeleton, state: FitState, uv: torch.Tensor, world: torch.Ten
     for it in range(cfg.iterations):
         frac = min(1.0, it / max(cfg.anneal_iterations, 1))
         sc = robust_scales(current[2], current[3], cfg, cfg.robust * cfg.anneal ** (1.0 - frac))
-        cost = energy(state, current[2], current[3], limits, cfg, sc)
+        cost = energy(state, current[2], current[3], limits, cfg, sc, sk)
         trial = lm_step(sk, state, *current, intr, limits, cfg, sc, lam)
         evaluated = evaluate(sk, trial, uv, world, intr)
-        new_cost = energy(trial, evaluated[2], evaluated[3], limits, cfg, sc)
+        new_cost = energy(trial, evaluated[2], evaluated[3], limits, cfg, sc, sk)
         ok = torch.isfinite(evaluated[2]).all(-1).all(-1) & (new_cost < cost)
         if bool(ok.all()):
             state, current = trial, evaluated
@@ -427,6 +454,8 @@ class FitResult:
         landmark_weights: (21,) final robust weights of the pixels (near 0: rejected).
         world_rotation: (3,) axis-angle of the estimated rotation of the world landmarks into
             the camera frame (zeros when ``FitConfig.sigma_world_rotation`` is 0).
+        world_scale: the estimated scale of the world landmarks (model size / MediaPipe's;
+            1 when ``FitConfig.fit_world_scale`` is False).
         hand_size: larger side (px) of the landmarks' bounding box.
         confidence: ``score / ((1 + (error_2d / e_px)^2) (1 + (error_3d / e_mm)^2))`` with
             ``e_px = sqrt(6^2 + (0.04 hand_size)^2)`` px and ``e_mm`` = 12 mm
@@ -451,6 +480,7 @@ class FitResult:
     confidence: float
     hand_size: float = float("nan")
     world_rotation: np.ndarray = field(default_factory=lambda: np.zeros(3))
+    world_scale: float = 1.0
 
 
 def intrinsics_vector(intrinsics: Any) -> torch.Tensor:
@@ -534,7 +564,8 @@ def fit_hands(detections: Mapping[str, Detection], intrinsics: Any, hand_models:
             error_2d=e2, error_3d=e3 * 1000.0, landmark_weights=fit["weights2d"][0].numpy(),
             confidence=float(conf), hand_size=size,
             world_rotation=np.zeros(3) if st.world_rot is None else
-            L.matrix_to_axis_angle(st.world_rot)[0].numpy())
+            L.matrix_to_axis_angle(st.world_rot)[0].numpy(),
+            world_scale=1.0 if st.world_scale is None else float(st.world_scale[0]))
     return out
 
 

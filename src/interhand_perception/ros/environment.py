@@ -4,7 +4,8 @@
 README's main command needs no ``source``: when ``interhand_perception_msgs`` cannot be imported
 but ``ros2_ws/install`` exists, the process re-executes itself with PYTHONPATH,
 LD_LIBRARY_PATH (read only at process start, hence the re-exec) and AMENT_PREFIX_PATH
-extended, and with DDS discovery kept on this machine.
+extended, with DDS discovery kept on this machine and Fast DDS pointed at
+config/fastdds_large_images.xml (images over 512 KiB; docs/ros_node.md).
 """
 from __future__ import annotations
 
@@ -44,6 +45,13 @@ def workspace_env(install: Path, env: dict) -> dict:
             prepend("AMENT_PREFIX_PATH", str(pkg))
     prepend("AMENT_PREFIX_PATH", sys.prefix)
     out.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    # The Fast DDS profile for images over 512 KiB, as scripts/ros_env.sh sets it (unless the
+    # caller chose a profile file): Fast DDS 2 (Humble, Jazzy) reads the FASTRTPS_ name only.
+    profile = REPO_ROOT / "config" / "fastdds_large_images.xml"
+    if profile.is_file() and not (out.get("FASTDDS_DEFAULT_PROFILES_FILE")
+                                  or out.get("FASTRTPS_DEFAULT_PROFILES_FILE")):
+        old_fastdds = out.get("ROS_DISTRO") in ("humble", "iron", "jazzy")
+        out["FASTRTPS_DEFAULT_PROFILES_FILE" if old_fastdds else "FASTDDS_DEFAULT_PROFILES_FILE"] = str(profile)
     return out
 
 

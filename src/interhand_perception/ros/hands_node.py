@@ -1,8 +1,9 @@
 """``hands_node``: the ROS 2 node that turns a camera stream into two reconstructed hands.
 
-A thin wrapper: message decoding (:mod:`runtime.image_input`), the per-frame pipeline
-(:mod:`runtime.pipeline`), placement (:mod:`runtime.placement`), bookkeeping
-(:mod:`runtime.frame_stats`) and message building (:mod:`ros.conversions`) are plain functions
+A thin wrapper: message decoding (:mod:`runtime.image_input`), camera_info checks and
+undistortion (:mod:`runtime.camera_info`), stamps and stream health (:mod:`runtime.stream_health`),
+the per-frame methods (:mod:`runtime.methods`), bookkeeping (:mod:`runtime.frame_stats`) and
+message building (:mod:`ros.conversions`) are plain functions
 that the tests and the benchmark call directly. This file only wires them to topics.
 
 Threads: the executor thread runs the subscription callbacks, which only store the newest
@@ -23,11 +24,12 @@ import time
 
 import numpy as np
 
+from ..runtime.camera_info import CameraInfoFields, CameraInfoTracker
 from ..runtime.depth import DepthBuffer, depth_to_metres
 from ..runtime.frame_stats import FrameStats, LatestSlot, RateLimitedLog
-from ..runtime.image_input import InputError, compressed_to_rgb, image_to_rgb
-from ..runtime.placement import assumed_intrinsics, intrinsics_from_camera_info
+from ..runtime.image_input import InputError, compressed_to_rgb, image_to_rgb, require_usable_size
 from ..runtime.methods import MethodUnavailable, build_method
+from ..runtime.stream_health import LOSS_HINT, HealthInputs, StreamClock, TransportMeter, assess
 from .params import PARAMETERS, ConfigError, validate
 
 NODE_NAME = "hands_node"
@@ -94,20 +96,28 @@ def make_node_class():
             self.stats = FrameStats()
             self.warn_limiter = RateLimitedLog(p.warn_period_s)
             self.slot = LatestSlot()
-            self._camera_info = None  # newest valid CameraInfo
-            self._first_image_time = None
-            self._warned_no_info = False
-            self._lock = threading.Lock()
+            self.camera = CameraInfoTracker(p.distortion, p.assumed_hfov_deg, p.camera_info_timeout_s,
+                                            topic=self.resolve_topic_name(p.camera_info_topic))
+            self.clock = StreamClock()
+            self.transport = TransportMeter()
+            self._lost_said = 0
+            self._lock = threading.Lock()  # guards self.camera and self.transport
 
             reliable = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
             latched = QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST,
                                  durability=DurabilityPolicy.TRANSIENT_LOCAL)
             tf_qos = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
+            # Reader depth 5, not 1: while the worker holds the GIL (building markers: 20-40 ms) the
+            # executor cannot take a frame, and a shallow reader overwrites it (lost, as if in
+            # transport; 30 Hz 640x480 + 1280x720 into this node, tests/ros/test_large_images.py:
+            # depth 1 took 60 of 120 frames, depth 3 about 100, depth 5 116-118). Queued frames
+            # reach the callback moments later and only the newest stays in the one-slot mailbox
+            # (the rest count as `dropped`), so latency does not grow.
             if p.image_qos == "sensor_data":
-                in_qos = QoSProfile(depth=1, reliability=qos_profile_sensor_data.reliability,
+                in_qos = QoSProfile(depth=5, reliability=qos_profile_sensor_data.reliability,
                                     history=HistoryPolicy.KEEP_LAST, durability=qos_profile_sensor_data.durability)
             else:
-                in_qos = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
+                in_qos = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
 
             self.pub_hands = self.create_publisher(TwoHands, p.output_topic, reliable)
             self.pub_markers = self.create_publisher(MarkerArray, f"{p.output_topic}/markers", reliable) if p.publish_markers else None
@@ -123,11 +133,11 @@ def make_node_class():
                     self.pub_mesh.publish(conv.hand_mesh_msg(Header(stamp=stamp), side, self.faces[side], n_verts,
                                                              self.hand_model_id))
             if p.image_transport == "compressed":
-                self.image_topic = f"{p.image_topic}/compressed"
-                self.create_subscription(CompressedImage, self.image_topic, self._on_image, in_qos)
+                self.image_topic = compressed_topic(self, p.image_topic)
+                self.create_subscription(CompressedImage, self.image_topic, self._image_callback(), in_qos)
             else:
                 self.image_topic = p.image_topic
-                self.create_subscription(Image, self.image_topic, self._on_image, in_qos)
+                self.create_subscription(Image, self.image_topic, self._image_callback(), in_qos)
             self.create_subscription(CameraInfo, p.camera_info_topic, self._on_camera_info, in_qos)
             if self.depth_buffer is not None:
                 depth_qos = QoSProfile(depth=3, reliability=in_qos.reliability, history=HistoryPolicy.KEEP_LAST,
@@ -146,22 +156,32 @@ def make_node_class():
                 f"and {self.resolve_topic_name(p.camera_info_topic)}")
 
         # ---------------------------------------------------------------- callbacks (executor)
-        def _on_image(self, msg) -> None:
+        def _image_callback(self):
+            """The image callback, with DDS's MessageInfo where rclpy passes it (Iron and newer:
+            rclpy decides by the callback's number of arguments)."""
+            try:
+                from rclpy.subscription import MessageInfo  # noqa: F401
+            except ImportError:  # Humble
+                return lambda msg: self._on_image(msg, None)
+            return lambda msg, info: self._on_image(msg, info)
+
+        def _on_image(self, msg, info) -> None:
             now = time.monotonic()
             self.stats.record_input(now)
-            if self._first_image_time is None:
-                self._first_image_time = now
-            if self.slot.put((msg, now)):
+            if info is not None:  # rclpy's MessageInfo: DDS numbers each sample its publisher wrote
+                gid = info.get("publisher_gid") or {}
+                with self._lock:
+                    self.transport.record(bytes(gid.get("data", b"")), info.get("publication_sequence_number"), now)
+            if self.slot.put((msg, now, self.get_clock().now())):
                 self.stats.record_drop()
 
         def _on_camera_info(self, msg) -> None:
-            try:  # validate now; the image size is only known per frame (checked again there)
-                intrinsics_from_camera_info(list(msg.k), msg.width, msg.height, msg.width or 1, msg.height or 1)
-            except InputError as e:
-                self._bad_input(e.kind, f"camera_info rejected, keeping the previous one: {e}")
-                return
-            with self._lock:
-                self._camera_info = msg
+            try:  # K is checked now; the image size only per frame (CameraInfoTracker.for_image)
+                fields = CameraInfoFields.from_msg(msg)
+                with self._lock:
+                    self.camera.update(fields)
+            except (InputError, TypeError, ValueError) as e:
+                self._bad_input(getattr(e, "kind", "intrinsics"), f"camera_info rejected, keeping the previous one: {e}")
 
         def _on_depth(self, msg) -> None:
             p = self.params
@@ -179,53 +199,73 @@ def make_node_class():
                 item = self.slot.take(timeout=0.2)
                 if item is None:
                     continue
-                msg, received = item
                 try:
-                    self._process(msg, received)
+                    self._process(*item)
                 except InputError as e:
                     self._bad_input(e.kind, str(e))
                 except Exception as e:  # keep the node alive; the error is counted and shown
+                    if not self._running or not self.context.ok():
+                        return  # shutting down (Ctrl-C): publishers are gone, nothing to report
                     self._bad_input("internal", f"{type(e).__name__}: {e}")
 
         def _decode(self, msg) -> np.ndarray:
             p = self.params
             if hasattr(msg, "encoding"):
-                return image_to_rgb(msg.data, msg.width, msg.height, msg.encoding, msg.step, bool(msg.is_bigendian),
-                                    p.max_image_width, p.max_image_height)
-            return compressed_to_rgb(msg.data, msg.format, p.max_image_width, p.max_image_height)
+                rgb = image_to_rgb(msg.data, msg.width, msg.height, msg.encoding, msg.step, bool(msg.is_bigendian),
+                                   p.max_image_width, p.max_image_height)
+            else:
+                rgb = compressed_to_rgb(msg.data, msg.format, p.max_image_width, p.max_image_height)
+            return require_usable_size(rgb)
 
-        def _intrinsics(self, width: int, height: int):
+        def _camera(self, rgb: np.ndarray, frame_id: str):
+            """(image undistorted when camera_info says so, its intrinsics, the CameraFit or None)."""
             with self._lock:
-                info = self._camera_info
-            if info is not None:
-                return intrinsics_from_camera_info(list(info.k), info.width, info.height, width, height)
-            waited = time.monotonic() - (self._first_image_time or time.monotonic())
-            if not self._warned_no_info and waited >= self.params.camera_info_timeout_s:
-                self._warned_no_info = True
-                self.get_logger().warning(
-                    f"no valid camera_info on {self.resolve_topic_name(self.params.camera_info_topic)} after "
-                    f"{self.params.camera_info_timeout_s:g} s: assuming a {self.params.assumed_hfov_deg:g} deg "
-                    "horizontal field of view and the principal point at the image centre; hand depth and "
-                    "position are approximate until camera_info arrives")
-            return assumed_intrinsics(width, height, self.params.assumed_hfov_deg)
+                intr, notes = self.camera.for_image(rgb.shape[1], rgb.shape[0], frame_id, time.monotonic())
+                fit = self.camera.fit
+            for kind, text in notes:  # each distinct one once
+                self.get_logger().warning(f"[{kind}] {text}")
+            if fit is not None and fit.distortion is not None and fit.intrinsics is not None:
+                rgb = self.camera.undistorter.image(rgb, fit)
+            return rgb, intr, fit
 
-        def _process(self, msg, received: float) -> None:
+        def _process(self, msg, received: float, received_ros) -> None:
             p, conv = self.params, self._conv
-            rgb = self._decode(msg)
-            intr = self._intrinsics(rgb.shape[1], rgb.shape[0])
+            rgb, intr, fit = self._camera(self._decode(msg), msg.header.frame_id)
             if p.mirrored:
                 rgb, intr = unmirror(rgb, intr)
             stamp_s = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
-            frame, self._last_method = self.method(rgb, intr, stamp_s)
+            t, stamp_problem = self.clock(stamp_s, received)
             header = self._Header(stamp=msg.header.stamp, frame_id=msg.header.frame_id)
+            if stamp_problem == "stamp_zero":
+                header.stamp = received_ros.to_msg()
+                self._bad_input(stamp_problem, "image header.stamp is zero: outputs are stamped with the time of "
+                                "receipt, filtering and hand_timeout_s use it, latency statistics leave these frames out")
+            elif stamp_problem == "stamp_backwards":
+                self._bad_input(stamp_problem, f"image header.stamp {stamp_s:.6f} is not later than the previous "
+                                "frame's: filtering and hand_timeout_s use the time of receipt for it, latency "
+                                "statistics leave it out")
+            frame, self._last_method = self.method(rgb, intr, stamp_s)
             if not header.frame_id:
                 self._bad_input("frame_id", f"input image has an empty header.frame_id; publishing in '{FALLBACK_FRAME}'")
                 header.frame_id = FALLBACK_FRAME
             valid = frame.confidence >= p.min_confidence
             depth = self.depth_buffer.match(stamp_s) if self.depth_buffer is not None else None
-            frame, valid, report = self.refiner(frame, valid, stamp_s, intr, depth)
+            if depth is not None and fit is not None and fit.distortion is not None:
+                depth = self.camera.undistorter.depth(depth, fit)
+            frame, valid, report = self.refiner(frame, valid, t, intr, depth)
             report["depth_matched"] = depth is not None
             self._last_refine = report
+            if not self._publish_frame(header, frame, valid):
+                return
+            done = time.monotonic()
+            latency = (self.get_clock().now().nanoseconds * 1e-9 - stamp_s) if stamp_problem is None else float("nan")
+            self.stats.record_output(done, latency, done - received)
+
+        def _publish_frame(self, header, frame, valid) -> bool:
+            """Publish every output of one frame; False when the node is shutting down."""
+            p, conv = self.params, self._conv
+            if not self._running or not self.context.ok():
+                return False
             self.pub_hands.publish(conv.two_hands_msg(header, frame, valid, p.publish_mesh, self.model_id,
                                                       self.hand_model_id))
             if self.pub_tf is not None:
@@ -239,9 +279,7 @@ def make_node_class():
                                                                          frame.placed.wrist_quaternion[i]))
             if self.pub_markers is not None:
                 self.pub_markers.publish(conv.hand_markers(header, frame.placed, self.faces, valid, mesh=p.publish_mesh))
-            done = time.monotonic()
-            latency = self.get_clock().now().nanoseconds * 1e-9 - stamp_s
-            self.stats.record_output(done, latency, done - received)
+            return True
 
         # ---------------------------------------------------------------- errors, diagnostics
         def _bad_input(self, kind: str, message: str) -> None:
@@ -252,18 +290,30 @@ def make_node_class():
                 self.get_logger().warning(f"[{kind}] {message}{extra}")
 
         def _publish_diagnostics(self) -> None:
+            if not self.context.ok():
+                return
             now = time.monotonic()
             snap = self.stats.snapshot(now)
             with self._lock:
-                has_info = self._camera_info is not None
-            level, problems = 0, []
-            if snap.get("received", 0) == 0:
-                level, problems = 1, [f"no images received on {self.resolve_topic_name(self.image_topic)}"]
-            if not has_info and snap.get("received", 0):
-                level = 1
-                problems.append("no camera_info: assumed intrinsics")
+                transport = self.transport.snapshot(now)
+                intrinsics, cam_level, cam_problems = self.camera.summary()
+                undistort_ms = self.camera.undistorter.last_ms if self.camera.fit is not None and \
+                    self.camera.fit.distortion is not None else None
+            topic = self.resolve_topic_name(self.image_topic)
+            lost = transport["lost_in_transport"] or 0
+            if lost > self._lost_said and self.warn_limiter.should_log("lost_in_transport")[0]:
+                self.get_logger().warning(f"[lost_in_transport] {lost - self._lost_said} image(s) published on {topic} "
+                                          f"never arrived ({lost} since start): {LOSS_HINT}")
+                self._lost_said = lost
+            level, problems = assess(HealthInputs(
+                received=snap["received"], last_input_age_s=snap["last_input_age_s"], input_rate_hz=snap["input_rate_hz"],
+                published_rate_hz=transport["published_rate_hz"], image_timeout_s=self.params.image_timeout_s,
+                image_topic=topic))
+            if snap["received"] and cam_level:
+                level = max(level, cam_level)
+                problems += cam_problems
             if snap.get("last_error_age_s") is not None and snap["last_error_age_s"] < 2 * self.params.diagnostics_period_s:
-                level = 1
+                level = max(level, 1)
                 problems.append(f"recent error: {snap.get('last_error', '')}")
             refine = self._last_refine
             extra = {}
@@ -277,9 +327,11 @@ def make_node_class():
                 extra["depth"] = ("matched" if refine.get("depth_matched") else "no depth image within "
                                   f"{self.params.depth_max_age_s:g} s of the frame")
                 extra["depth_used_left_right"] = str(refine.get("depth", [False, False]))
-            values = {**snap, **extra, "intrinsics": "camera_info" if has_info else f"assumed ({self.params.assumed_hfov_deg:g} deg hfov)",
+            if undistort_ms is not None:
+                extra["undistort_ms"] = round(undistort_ms, 2)
+            values = {**snap, **transport, **extra, "intrinsics": intrinsics,
                       "device": self.device, "method": self.params.method, "model_id": self.model_id,
-                      "image_topic": self.resolve_topic_name(self.image_topic)}
+                      "image_topic": topic}
             self.pub_diag.publish(conv.diagnostics_msg(self.get_clock().now().to_msg(), f"{self.get_fully_qualified_name()}: hand reconstruction",
                                                        self.model_id, level,
                                                        "; ".join(problems) or "ok", values))
@@ -294,12 +346,29 @@ def make_node_class():
     return HandsNode
 
 
+def compressed_topic(node, image_topic: str) -> str:
+    """The ``CompressedImage`` topic that goes with ``image_topic``: ``<image topic>/compressed``
+    after remapping, as image_transport names it.
+
+    ROS 2 remaps whole names, so ``-r image:=/cam/image`` leaves ``image/compressed`` alone;
+    the compressed topic follows the remapped image topic here. An explicit rule for
+    ``image/compressed`` itself (the launch file has one) still wins.
+    """
+    own = f"{image_topic}/compressed"
+    remapped = node.resolve_topic_name(own)
+    if remapped != node.resolve_topic_name(own, only_expand=True):
+        return remapped
+    return node.resolve_topic_name(image_topic) + "/compressed"
+
+
 def help_text() -> str:
     lines = [
         "usage: hands_node [--help] [--ros-args --params-file config/hands.yaml -p NAME:=VALUE -r image:=TOPIC ...]",
         "",
         "Reconstructs two interacting hands (DIR) from a camera stream and publishes them.",
-        "Subscribes: image (sensor_msgs/Image) or image/compressed, camera_info (sensor-data QoS).",
+        "Subscribes: image (sensor_msgs/Image) or <image>/compressed (follows a remapping of image),",
+        "            camera_info (sensor-data QoS: best effort; with Fast DDS, images over 512 KiB need",
+        "            config/fastdds_large_images.xml in the camera driver's process: docs/ros_node.md).",
         "Publishes:  hands (interhand_perception_msgs/TwoHands), hands/markers (MarkerArray),",
         "            hands/{left,right}_wrist_pose (PoseStamped), hands/mesh (HandMesh, transient local),",
         "            /tf (image frame -> <frame_prefix>{left,right}_wrist), /diagnostics.",

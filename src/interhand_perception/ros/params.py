@@ -40,7 +40,7 @@ PARAMETERS: dict[str, Param] = {
     "camera_info_topic": Param("camera_info", "camera_info topic of the same camera"),
     "output_topic": Param("hands", "TwoHands topic; the other outputs are <output_topic>/markers, /mesh, /left_wrist_pose, /right_wrist_pose"),
     "image_transport": Param("raw", "raw (sensor_msgs/Image on `image`) | compressed (CompressedImage on `image/compressed`)"),
-    "image_qos": Param("sensor_data", "sensor_data (best effort, depth 1) | reliable (reliable, depth 1) for the image and camera_info subscriptions"),
+    "image_qos": Param("sensor_data", "sensor_data (best effort, depth 5) | reliable (reliable, depth 5) for the image and camera_info subscriptions; only the newest frame is processed either way"),
     "frame_prefix": Param("", "prefix of the published TF frames, e.g. 'operator/' gives operator/left_wrist"),
     "publish_tf": Param(True, "publish TF image frame -> <prefix>left_wrist / <prefix>right_wrist"),
     "publish_joint_tf": Param(False, "also publish the 20 finger-joint frames per hand (children of the wrist frames)"),
@@ -62,11 +62,13 @@ PARAMETERS: dict[str, Param] = {
     "hand_timeout_s": Param(0.25, "a hand not seen for this long is published as not valid, seconds"),
     "resolve_penetration": Param(False, "move the two hands apart when their meshes interpenetrate (always measured, in /diagnostics)"),
     "assumed_hfov_deg": Param(60.0, "horizontal field of view assumed when no camera_info arrives, degrees (0, 180)"),
+    "distortion": Param("undistort", "lens distortion in camera_info (D not zero): undistort (remap each image first; a few ms) | rectified (the image is already rectified, e.g. image_proc's image_rect: intrinsics from P) | ignore (use K, warn once)"),
     "camera_info_timeout_s": Param(2.0, "how long to wait for camera_info before falling back to assumed_hfov_deg, seconds"),
     "min_confidence": Param(0.3, "hands with a lower confidence are published with valid=false, [0, 1]"),
     "max_image_width": Param(8192, "images wider than this are refused before any allocation, pixels"),
     "max_image_height": Param(8192, "images taller than this are refused before any allocation, pixels"),
     "warn_period_s": Param(5.0, "at most one warning of each kind per this period, seconds"),
+    "image_timeout_s": Param(2.0, "no image for this long after the last one: /diagnostics reports ERROR (camera stopped), seconds"),
     "diagnostics_period_s": Param(1.0, "period of /diagnostics, seconds"),
 }
 
@@ -114,11 +116,13 @@ class NodeParams:
     hand_timeout_s: float
     resolve_penetration: bool
     assumed_hfov_deg: float
+    distortion: str
     camera_info_timeout_s: float
     min_confidence: float
     max_image_width: int
     max_image_height: int
     warn_period_s: float
+    image_timeout_s: float
     diagnostics_period_s: float
 
 
@@ -227,11 +231,13 @@ def validate(values: dict[str, Any]) -> NodeParams:
     d_cutoff = _number(errors, "smoothing_d_cutoff", v["smoothing_d_cutoff"], 0.0, 1000.0, lo_open=True)
     timeout = _number(errors, "hand_timeout_s", v["hand_timeout_s"], 0.0, 3600.0)
     hfov = _number(errors, "assumed_hfov_deg", v["assumed_hfov_deg"], 0.0, 179.0, lo_open=True)
+    distortion = _choice(errors, "distortion", v["distortion"], ("undistort", "rectified", "ignore"))
     ci_timeout = _number(errors, "camera_info_timeout_s", v["camera_info_timeout_s"], 0.0, 3600.0)
     min_conf = _number(errors, "min_confidence", v["min_confidence"], 0.0, 1.0)
     max_w = _number(errors, "max_image_width", v["max_image_width"], 1, 65535, integer=True)
     max_h = _number(errors, "max_image_height", v["max_image_height"], 1, 65535, integer=True)
     warn_period = _number(errors, "warn_period_s", v["warn_period_s"], 0.0, 3600.0)
+    image_timeout = _number(errors, "image_timeout_s", v["image_timeout_s"], 0.0, 3600.0, lo_open=True)
     diag_period = _number(errors, "diagnostics_period_s", v["diagnostics_period_s"], 0.0, 3600.0, lo_open=True)
     if errors:
         raise ConfigError("invalid hands_node parameters (config/hands.yaml or --ros-args -p):\n  - "
@@ -242,6 +248,7 @@ def validate(values: dict[str, Any]) -> NodeParams:
         image_transport=v["image_transport"], image_qos=v["image_qos"], frame_prefix=v["frame_prefix"],
         **flags, crop_mode=crop_mode, crop_roi=roi, carry_frames=int(carry), unseen_hand_min_confidence=unseen, placement=placement, depth_topic=v["depth_topic"],
         depth_max_age_s=depth_age, smoothing_min_cutoff=min_cutoff, smoothing_beta=beta, smoothing_d_cutoff=d_cutoff,
-        hand_timeout_s=timeout, assumed_hfov_deg=hfov,
+        hand_timeout_s=timeout, assumed_hfov_deg=hfov, distortion=distortion,
         camera_info_timeout_s=ci_timeout, min_confidence=min_conf, max_image_width=int(max_w),
-        max_image_height=int(max_h), warn_period_s=warn_period, diagnostics_period_s=diag_period)
+        max_image_height=int(max_h), warn_period_s=warn_period, image_timeout_s=image_timeout,
+        diagnostics_period_s=diag_period)

@@ -84,6 +84,7 @@ class FrameStats:
         self.errors: dict[str, int] = {}
         self.last_error = ""
         self.last_error_time: float | None = None
+        self.last_input_time: float | None = None
         self.input_rate = RateMeter(window_s)
         self.output_rate = RateMeter(window_s)
         self.latency = LatencyStats(maxlen)
@@ -93,6 +94,7 @@ class FrameStats:
         """A frame arrived at time ``t``."""
         with self._lock:
             self.received += 1
+            self.last_input_time = float(t)
             self.input_rate.tick(t)
 
     def record_drop(self, count: int = 1) -> None:
@@ -101,7 +103,11 @@ class FrameStats:
             self.dropped += count
 
     def record_output(self, t: float, latency_s: float, processing_s: float, published: bool = True) -> None:
-        """A frame was processed at time ``t`` (and its result published unless told otherwise)."""
+        """A frame was processed at time ``t`` (and its result published unless told otherwise).
+
+        A non-finite ``latency_s`` (a frame whose stamp cannot be trusted) is left out of the
+        latency statistics; the frame still counts.
+        """
         with self._lock:
             self.processed += 1
             self.processing.add(processing_s)
@@ -123,7 +129,8 @@ class FrameStats:
             snap: dict = {"received": self.received, "processed": self.processed,
                           "dropped": self.dropped, "published": self.published,
                           "input_rate_hz": self.input_rate.rate(now),
-                          "output_rate_hz": self.output_rate.rate(now)}
+                          "output_rate_hz": self.output_rate.rate(now),
+                          "last_input_age_s": None if self.last_input_time is None else now - self.last_input_time}
             for name, stats in (("latency", self.latency), ("processing", self.processing)):
                 for key, value in stats.summary().items():
                     snap[f"{name}_{key}" if key == "count" else f"{name}_{key}_ms"] = value

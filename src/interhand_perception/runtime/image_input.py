@@ -20,8 +20,11 @@ import cv2
 import numpy as np
 
 #: ``InputError.kind`` values.
-ERROR_KINDS: tuple[str, ...] = ("encoding", "size_mismatch", "empty", "too_large", "decode",
+ERROR_KINDS: tuple[str, ...] = ("encoding", "size_mismatch", "empty", "too_small", "too_large", "decode",
                                 "intrinsics", "non_finite")
+
+#: The smallest image side that can hold a hand the detector and the network can use, pixels.
+MIN_IMAGE_SIDE = 32
 
 # encoding (lower case) -> (bytes per pixel, conversion name used by _convert)
 _ENCODINGS: dict[str, tuple[int, str]] = {
@@ -87,6 +90,19 @@ def _check_size(width: int, height: int, max_width: int, max_height: int) -> Non
     if width > max_width or height > max_height:
         raise InputError("too_large", f"image of {width}x{height} exceeds the limit of "
                                       f"{max_width}x{max_height} pixels")
+
+
+def require_usable_size(rgb: np.ndarray, min_side: int = MIN_IMAGE_SIDE) -> np.ndarray:
+    """``rgb`` itself when both sides are at least ``min_side`` pixels.
+
+    Raises:
+        InputError: kind "too_small" (a 1x1 test pattern, a thumbnail stream).
+    """
+    h, w = rgb.shape[:2]
+    if h < min_side or w < min_side:
+        raise InputError("too_small", f"image of {w}x{h} is too small to find hands in; expected at least "
+                                      f"{min_side}x{min_side} pixels")
+    return rgb
 
 
 def _lookup_encoding(encoding: str) -> tuple[int, str]:

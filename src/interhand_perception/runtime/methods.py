@@ -149,33 +149,60 @@ class KeypointFitMethod:
         detector: a ``detection.MediaPipeHands``.
         search: ``detection.SearchConfig`` or None (the full search; ``use_pose``/``tiles`` cost time).
         iterations: Levenberg-Marquardt iterations of the fit (None: the fit's default).
+        config: ``fitting.FitConfig`` (None: the defaults).
+        sides: "geometry" (default): both hand models are fitted to every hand and the better
+            fit decides, MediaPipe's label only breaks near-ties (``fitting.sides``); "label":
+            MediaPipe's label alone, one fit per hand (the former behaviour).
+        label_weight: weight of MediaPipe's label in the "geometry" decision.
     """
 
-    def __init__(self, hand_models: dict, detector, search=None, iterations: int | None = None):
+    def __init__(self, hand_models: dict, detector, search=None, iterations: int | None = None, config=None,
+                 sides: str = "geometry", label_weight: float = 0.5):
         from ..detection import SearchConfig
+        from ..fitting import FitConfig
 
+        if sides not in ("geometry", "label"):
+            raise ValueError(f"sides must be 'geometry' or 'label', got {sides!r}")
         self.hand_models = hand_models
         self.detector = detector
         self.search = search or SearchConfig()
-        self.iterations = iterations
+        self.config = config or FitConfig()
+        if iterations is not None:
+            self.config = replace(self.config, iterations=int(iterations))
+        self.sides = sides
+        self.label_weight = float(label_weight)
         self.num_vertices = int(hand_models["left"].v_template.shape[0])
+
+    def _fit(self, hands: list, intrinsics: Intrinsics, pair: bool) -> tuple[dict, list]:
+        """{side: FitResult} of the detections and one line per hand on its side."""
+        from ..fitting import fit_hands
+        from ..fitting.sides import decide_sides
+
+        if self.sides == "geometry":
+            decisions = decide_sides(hands, intrinsics, self.hand_models, pair, self.config, self.label_weight)
+            fits = {}
+            for d in sorted(decisions, key=lambda d: -abs(d.log_odds)):   # one hand per side
+                fits.setdefault(d.side, d.fits[d.side])
+            return fits, [f"{d.side} (geometry {d.geometry:+.2f}, label {d.label:+.2f})" for d in decisions]
+        dets = {}
+        for h in hands:  # one per side (a same-side conflict keeps the better score)
+            if h.side not in dets or h.score > dets[h.side].score:
+                dets[h.side] = h
+        return fit_hands(dets, intrinsics, self.hand_models, config=self.config), [f"{h.side} (label)" for h in hands]
 
     def __call__(self, rgb: np.ndarray, intrinsics: Intrinsics, t: float) -> tuple[FrameResult, dict]:
         from ..detection import find_two_hands
-        from ..fitting import fit_hands, to_placed_hands
+        from ..fitting import to_placed_hands
 
         t0 = time.perf_counter()
         found = find_two_hands(self.detector, rgb, mirrored=False, config=self.search)
         t1 = time.perf_counter()
-        dets = {}
-        for h in found.hands:  # one per side (a same-side conflict keeps the better score)
-            if np.isfinite(h.landmarks2d).all() and np.isfinite(h.world).all():
-                if h.side not in dets or h.score > dets[h.side].score:
-                    dets[h.side] = h
-        report = {"box": found.box, "found": len(dets), "reason": found.reason, "detect_ms": (t1 - t0) * 1e3}
-        if not dets:
+        hands = [h for h in found.hands if np.isfinite(h.landmarks2d).all() and np.isfinite(h.world).all()]
+        report = {"box": found.box, "found": len(hands), "reason": found.reason, "detect_ms": (t1 - t0) * 1e3}
+        if not hands:
             return _empty_frame(self.num_vertices, found.box), report
-        fits = fit_hands(dets, intrinsics, self.hand_models, iterations=self.iterations)
+        fits, why = self._fit(hands, intrinsics, pair=len(hands) == 2)
+        report["sides"] = "; ".join(why)
         placed = to_placed_hands(fits, depth_from="assumed" if intrinsics.assumed else "camera_info")
         conf = np.array([fits[s].confidence if s in fits else 0.0 for s in SIDES], dtype=np.float64)
         pose = np.zeros((2, 48))
