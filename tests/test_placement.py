@@ -27,19 +27,12 @@ def fake_result(joints: np.ndarray, cams: np.ndarray, offset, orient=np.zeros((2
 
 # ----------------------------------------------------------------------------- intrinsics
 
-def test_camera_info_used_as_is_when_size_matches_or_unset():
+def test_camera_info_k_used_as_it_is():
+    # another resolution, binning, ROI: tests/test_camera_info.py (runtime.camera_info)
     k = [500, 0, 320, 0, 510, 240, 0, 0, 1]
-    for w, h in ((640, 480), (0, 0)):
-        intr = intrinsics_from_camera_info(k, w, h, 640, 480)
-        np.testing.assert_allclose(intr.matrix(), np.reshape(k, (3, 3)))
-        assert not intr.assumed and (intr.width, intr.height) == (640, 480)
-
-
-def test_camera_info_for_another_resolution_is_scaled_per_axis():
-    # calibrated at 1280x720, image 640x480: x halves, y scales by 2/3
-    intr = intrinsics_from_camera_info([1000, 0, 640, 0, 990, 360, 0, 0, 1], 1280, 720, 640, 480)
-    assert (intr.fx, intr.cx) == pytest.approx((500.0, 320.0))
-    assert (intr.fy, intr.cy) == pytest.approx((660.0, 240.0))
+    intr = intrinsics_from_camera_info(k, 640, 480)
+    np.testing.assert_allclose(intr.matrix(), np.reshape(k, (3, 3)))
+    assert not intr.assumed and (intr.width, intr.height) == (640, 480)
 
 
 @pytest.mark.parametrize("k", [
@@ -52,7 +45,7 @@ def test_camera_info_for_another_resolution_is_scaled_per_axis():
 ])
 def test_bad_camera_info_is_refused(k):
     with pytest.raises(InputError) as info:
-        intrinsics_from_camera_info(k, 640, 480, 640, 480)
+        intrinsics_from_camera_info(k, 640, 480)
     assert info.value.kind == "intrinsics"
 
 
@@ -191,7 +184,7 @@ def test_recovers_ground_truth_wrists(synthetic_samples, placement):
         gt = sample["joints3d"].astype(np.float64)
         K = sample["K"].astype(np.float64)
         result = ideal_result(sample, S)
-        intr = intrinsics_from_camera_info(K.reshape(-1), S, S, S, S)
+        intr = intrinsics_from_camera_info(K.reshape(-1), S, S)
         box = np.array([S / 2, S / 2, S])
         for solver, tol in (("perspective", 0.03), ("closed_form", 0.25)):
             placed = place_hands(result, box, intr, placement, solver)
@@ -214,8 +207,8 @@ def test_ground_truth_through_a_larger_image_box(synthetic_samples):
         K_img = np.linalg.solve(m, sample["K"].astype(np.float64))
         result = ideal_result(sample, S)
         in_crop = place_hands(result, np.array([S / 2, S / 2, S]),
-                              intrinsics_from_camera_info(sample["K"].reshape(-1), 0, 0, S, S))
-        in_image = place_hands(result, box, intrinsics_from_camera_info(K_img.reshape(-1), 0, 0, 400, 300))
+                              intrinsics_from_camera_info(sample["K"].reshape(-1), S, S))
+        in_image = place_hands(result, box, intrinsics_from_camera_info(K_img.reshape(-1), 400, 300))
         np.testing.assert_allclose(in_image.wrist, in_crop.wrist, rtol=1e-9, atol=1e-12)
         gt_wrist = sample["joints3d"][:, 0].astype(np.float64)
         assert (np.linalg.norm(in_image.wrist - gt_wrist, axis=1) / gt_wrist[:, 2]).max() < 0.03

@@ -86,7 +86,7 @@ def run_node_bench(checkpoint: str = str(DEMO_WEIGHTS), repeats: int = 30, devic
     frame, K = _frame()
     data, step = rgb_to_image_data(frame, "rgb8")
     img_msg = Image(width=W, height=H, encoding="rgb8", step=step, data=data)
-    intr = intrinsics_from_camera_info(K.reshape(-1).tolist(), W, H, W, H)
+    intr = intrinsics_from_camera_info(K.reshape(-1).tolist(), W, H)
     header = Header(frame_id="camera_optical_frame")
     detector = MediaPipeHands()
     models = {s: load_hand_model(s) for s in ("left", "right")}

@@ -136,7 +136,7 @@ def fit_camera_info(info: CameraInfoFields, image_width: int, image_height: int,
             level = 1
         else:
             k = from_p
-    base = intrinsics_from_camera_info(k, 0, 0, max(image_width, 1), max(image_height, 1))  # validates K
+    base = intrinsics_from_camera_info(k, max(image_width, 1), max(image_height, 1))  # validates K
     bx, by = max(info.binning_x, 1), max(info.binning_y, 1)
     ox, oy, rw, rh = info.roi
     if rw <= 0 or rh <= 0:
@@ -269,7 +269,7 @@ class CameraInfoTracker:
     def update(self, info: CameraInfoFields) -> None:
         """A new camera_info. Raises InputError ("intrinsics") when its K is unusable; the
         previous one is kept then."""
-        intrinsics_from_camera_info(list(info.k), 0, 0, 1, 1)
+        intrinsics_from_camera_info(list(info.k), 1, 1)
         if info != self.info:
             self.info, self._fits = info, {}
 

@@ -78,17 +78,15 @@ class Intrinsics:
         return np.array([[self.fx, 0.0, self.cx], [0.0, self.fy, self.cy], [0.0, 0.0, 1.0]])
 
 
-def intrinsics_from_camera_info(k: Sequence[float], width: int, height: int,
-                                image_width: int, image_height: int) -> Intrinsics:
-    """Intrinsics from a ``sensor_msgs/CameraInfo`` K, matched to the image's resolution.
+def intrinsics_from_camera_info(k: Sequence[float], image_width: int, image_height: int) -> Intrinsics:
+    """Intrinsics of a ``image_width x image_height`` image from a ``sensor_msgs/CameraInfo`` K,
+    as it is.
 
-    If camera_info's width/height are set (non-zero) and differ from the image (a calibration
-    at another resolution, binning), fx and cx scale by ``image_width / width`` and fy and cy
-    by ``image_height / height``. Zero width/height (unset, allowed by ROS) use K as it is.
+    Whether that camera_info fits the image (its size, binning, ROI, distortion) is decided by
+    :func:`~interhand_perception.runtime.camera_info.fit_camera_info`, which calls this.
 
     Args:
         k: 9 values, row-major K.
-        width, height: camera_info's resolution (0 = unset).
         image_width, image_height: the image's resolution.
     Raises:
         InputError: kind "intrinsics" for a wrong length, non-finite values, fx or fy <= 0,
@@ -110,9 +108,6 @@ def intrinsics_from_camera_info(k: Sequence[float], width: int, height: int,
         raise InputError("intrinsics", f"camera_info K[2][2] = {m[8]}; expected 1")
     if image_width <= 0 or image_height <= 0:
         raise InputError("intrinsics", f"image size {image_width}x{image_height} must be positive")
-    if width > 0 and height > 0 and (width, height) != (image_width, image_height):
-        sx, sy = image_width / width, image_height / height
-        fx, cx, fy, cy = fx * sx, cx * sx, fy * sy, cy * sy
     return Intrinsics(float(fx), float(fy), float(cx), float(cy), int(image_width), int(image_height))
 
 
