@@ -101,7 +101,13 @@ def run_node_bench(checkpoint: str = str(DEMO_WEIGHTS), repeats: int = 30, devic
         sub_node.create_subscription(kinds[k], p.topic_name, lambda m: None, 5)
     ex = SingleThreadedExecutor()
     ex.add_node(sub_node)
-    spinner = threading.Thread(target=ex.spin, daemon=True)
+    stop = threading.Event()
+
+    def spin() -> None:  # spin_once in a loop: stopped and joined before the executor is shut down
+        while not stop.is_set():
+            ex.spin_once(timeout_sec=0.05)
+
+    spinner = threading.Thread(target=spin, daemon=True)
     spinner.start()
     t_end = time.monotonic() + 10.0
     while any(p.get_subscription_count() == 0 for p in pubs.values()) and time.monotonic() < t_end:
@@ -176,8 +182,9 @@ def run_node_bench(checkpoint: str = str(DEMO_WEIGHTS), repeats: int = 30, devic
             tm = fit_frame(refiners[n], t) if n not in variants else dir_frame(variants[n], refiners[n], t)
             if r >= 2:
                 times[n].append(tm)
-    ex.shutdown()
+    stop.set()  # ex.shutdown() while ex.spin() ran in the thread sometimes raised InvalidHandle there
     spinner.join(timeout=5.0)
+    ex.shutdown()
     pub_node.destroy_node()
     sub_node.destroy_node()
     rclpy.shutdown()
