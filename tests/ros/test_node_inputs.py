@@ -61,16 +61,21 @@ def test_zero_stamps_a_hand_appears_and_disappears(ros_context):  # noqa: F811
         with rig.lock:
             assert any(m.left.valid or m.right.valid for m in rig.hands), "the photo's hands were never found"
         switch = rig.cam.get_clock().now().nanoseconds * 1e-9
-        for _ in range(14):  # the hands leave the view
+
+        def stamp_s(m) -> float:
+            return m.header.stamp.sec + m.header.stamp.nanosec * 1e-9
+
+        t_end = time.monotonic() + 60.0
+        while True:  # the hands leave the view; a blank frame's full search is slow on a busy CPU
             rig.send_image(img=blank, stamp=ZERO)
             time.sleep(0.15)
-        time.sleep(0.5)
-        with rig.lock:
-            msgs = list(rig.hands)
-        stamps = np.array([m.header.stamp.sec + m.header.stamp.nanosec * 1e-9 for m in msgs])
-        assert (stamps > 0).all(), "zero-stamped frames are answered with the time of receipt"
-        late = [m for m, s in zip(msgs, stamps) if s > switch + timeout + 0.3]
-        assert len(late) >= 3, f"only {len(late)} answers to the blank frames"
+            with rig.lock:
+                msgs = list(rig.hands)
+            late = [m for m in msgs if stamp_s(m) > switch + timeout + 0.3]
+            if len(late) >= 3:
+                break
+            assert time.monotonic() < t_end, f"only {len(late)} answers to the blank frames"
+        assert all(stamp_s(m) > 0 for m in msgs), "zero-stamped frames are answered with the time of receipt"
         assert not any(m.left.valid or m.right.valid for m in late), \
             "a hand that left the view must become invalid after hand_timeout_s, zero stamps or not"
         d = rig.wait_diag(lambda d: int(d.get("errors_stamp_zero", 0)) >= len(msgs) - 1, "zero stamps counted")
