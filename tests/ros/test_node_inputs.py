@@ -36,6 +36,12 @@ def _count(rig, prefix: str) -> int:
     return sum(w.startswith(prefix) for w in list(rig.warnings))
 
 
+def _warned_once(rig, prefix: str) -> None:
+    """The warning reached /rosout (it may come after the diagnostics), exactly once."""
+    rig.wait(lambda: _count(rig, prefix) >= 1, f"the {prefix} warning on /rosout")
+    assert _count(rig, prefix) == 1
+
+
 def test_zero_stamps_a_hand_appears_and_disappears(ros_context):  # noqa: F811
     """Zero stamps: outputs stamped with the time of receipt, the hand times out after
     hand_timeout_s once it left the view, latency leaves these frames out, one warning."""
@@ -80,8 +86,7 @@ def test_zero_stamps_a_hand_appears_and_disappears(ros_context):  # noqa: F811
             "a hand that left the view must become invalid after hand_timeout_s, zero stamps or not"
         d = rig.wait_diag(lambda d: int(d.get("errors_stamp_zero", 0)) >= len(msgs) - 1, "zero stamps counted")
         assert int(d["latency_count"]) == 0, "latency statistics leave zero-stamped frames out"
-        rig.wait(lambda: _count(rig, "[stamp_zero]") >= 1, "the [stamp_zero] warning on /rosout")
-        assert _count(rig, "[stamp_zero]") == 1
+        _warned_once(rig, "[stamp_zero]")
     finally:
         rig.close()
 
@@ -96,8 +101,7 @@ def test_backwards_stamps_are_counted_warned_and_answered(ros_context, checkpoin
         assert msg.header.stamp == back, "a backwards stamp is kept on the output (it is the driver's)"
         d = rig.wait_diag(lambda d: int(d.get("errors_stamp_backwards", 0)) >= 1, "backwards stamps counted")
         assert "stamp_backwards" in d["last_error"]
-        rig.wait(lambda: _count(rig, "[stamp_backwards]") >= 1, "the [stamp_backwards] warning on /rosout")
-        assert _count(rig, "[stamp_backwards]") == 1
+        _warned_once(rig, "[stamp_backwards]")
     finally:
         rig.close()
 
@@ -160,16 +164,14 @@ def test_camera_info_of_another_size_distortion_and_frame(ros_context, checkpoin
         for _ in range(3):
             rig.send_until_answered(rig.send_image)
         rig.wait_diag(lambda d: d["intrinsics"] == "camera_info scaled by 0.5", "the scaled camera_info")
-        rig.wait(lambda: _count(rig, "[camera_info_scaled]") >= 1, "the [camera_info_scaled] warning on /rosout")
-        assert _count(rig, "[camera_info_scaled]") == 1
+        _warned_once(rig, "[camera_info_scaled]")
         # another aspect ratio: refused, assumed intrinsics, WARN, said once
         rig.send_info(width=2 * W, height=3 * H)
         for _ in range(3):
             rig.send_until_answered(rig.send_image)
         d = rig.wait_diag(lambda d: d["intrinsics"].startswith("refused"), "the refused camera_info")
         assert d["_level"] == b"\x01" and f"{W}x{H}" in d["_message"]
-        rig.wait(lambda: _count(rig, "[camera_info_size]") >= 1, "the [camera_info_size] warning on /rosout")
-        assert _count(rig, "[camera_info_size]") == 1
+        _warned_once(rig, "[camera_info_size]")
         # lens distortion: the image is undistorted first, and its cost shown
         rig.send_info(d=[-0.5, 0.0, 0.0, 0.0, 0.0], distortion_model="plumb_bob")
         rig.send_until_answered(rig.send_image)

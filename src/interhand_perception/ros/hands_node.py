@@ -224,7 +224,7 @@ def make_node_class():
                 fit = self.camera.fit
             for kind, text in notes:  # each distinct one once
                 self.get_logger().warning(f"[{kind}] {text}")
-            if fit is not None and fit.distortion is not None and fit.intrinsics is not None:
+            if fit is not None:  # a no-op without distortion
                 rgb = self.camera.undistorter.image(rgb, fit)
             return rgb, intr, fit
 
@@ -250,7 +250,7 @@ def make_node_class():
                 header.frame_id = FALLBACK_FRAME
             valid = frame.confidence >= p.min_confidence
             depth = self.depth_buffer.match(stamp_s) if self.depth_buffer is not None else None
-            if depth is not None and fit is not None and fit.distortion is not None:
+            if depth is not None and fit is not None:  # a no-op without distortion
                 depth = self.camera.undistorter.depth(depth, fit)
             frame, valid, report = self.refiner(frame, valid, t, intr, depth)
             report["depth_matched"] = depth is not None
