@@ -222,7 +222,9 @@ def test_large_images_reach_hands_node_and_every_frame_is_accounted_for(ros_doma
     rclpy.init()
     rig = None
     try:
-        rig = Rig(make_checkpoint(tmp_path / "tiny.safetensors"), "large")
+        # Markers off: building them holds this process's GIL 20-40 ms a frame, and under CI load
+        # the executor (same process) then took only 90 of 120; the transport is what is tested.
+        rig = Rig(make_checkpoint(tmp_path / "tiny.safetensors"), "large", publish_markers=False)
         rig.send_info(width=0, height=0)  # K as it is for both sizes
         topic = rig.node.resolve_topic_name("image")
         before = rig.wait_diag(lambda d: True, "diagnostics")
