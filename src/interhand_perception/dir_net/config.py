@@ -15,6 +15,12 @@ BACKBONE_CHANNELS: dict[str, tuple[int, int, int, int]] = {
 }
 
 MFP_MODES: tuple[str, ...] = ("bone", "joint", "single")
+#: "project": this project's network (model.py); "release": the layout of the authors' public
+#: release, whose checkpoints ``interhand import-release`` converts (release_model.py).
+VARIANTS: tuple[str, ...] = ("project", "release")
+#: Fields the release variant fixes (its structure has no switch for them): name -> value.
+RELEASE_FIXED: dict[str, Any] = {"num_stages": 2, "mfp_mode": "bone", "use_gcn": True, "use_transformer": True,
+                                 "gcn_node_weights": True, "mfp_kernel": 3, "attention_hidden": None}
 
 #: Layout of the 64 numbers predicted per hand (see docs/architecture.md).
 ROT6D_DIM = 6
@@ -26,6 +32,9 @@ class DIRConfig:
     """Architecture of :class:`~interhand_perception.dir_net.model.DIRNet`.
 
     Attributes:
+        variant: "project" (default) or "release" (the authors' released architecture, for their
+            weights; it fixes the fields in :data:`RELEASE_FIXED`, runs ``tf_layers`` blocks of
+            ``tf_layers + 1`` built ones, and ignores nothing silently: other values raise).
         backbone: "resnet18" | "resnet34" | "resnet50".
         img_size: side S of the square input crop; a multiple of 32 (128, 192, 256, ...).
         num_stages: number T of refinement stages, 0..3 (stage 1 at stride 16, stages 2 and 3
@@ -52,6 +61,7 @@ class DIRConfig:
         num_betas: shape values per hand.
     """
 
+    variant: str = "project"
     backbone: str = "resnet50"
     img_size: int = 256
     num_stages: int = 2
@@ -76,6 +86,12 @@ class DIRConfig:
 
     def validate(self) -> "DIRConfig":
         """Raise ValueError naming the first invalid field."""
+        if self.variant not in VARIANTS:
+            raise ValueError(f"variant must be one of {VARIANTS}, got {self.variant!r}")
+        if self.variant == "release":
+            for name, value in RELEASE_FIXED.items():
+                if getattr(self, name) != value:
+                    raise ValueError(f"variant 'release' needs {name}={value!r}, got {getattr(self, name)!r}")
         if self.backbone not in BACKBONE_CHANNELS:
             raise ValueError(f"backbone must be one of {sorted(BACKBONE_CHANNELS)}, got {self.backbone!r}")
         if self.img_size < 64 or self.img_size % 32:

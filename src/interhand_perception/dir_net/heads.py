@@ -107,6 +107,9 @@ class SpatialAttention(nn.Module):
     logits (B, 1, h, w) with ``attention = sigmoid(logits)``).
     """
 
+    #: Added to the attention sum in the pooling denominator (the release variant uses 1e-8).
+    eps = 1e-6
+
     def __init__(self, channels: int, hidden: int) -> None:
         super().__init__()
         self.net = nn.Sequential(
@@ -117,7 +120,7 @@ class SpatialAttention(nn.Module):
     def forward(self, feat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         logits = self.net(feat)
         att = torch.sigmoid(logits)
-        pooled = (feat * att).sum(dim=(2, 3)) / (att.sum(dim=(2, 3)) + 1e-6)
+        pooled = (feat * att).sum(dim=(2, 3)) / (att.sum(dim=(2, 3)) + self.eps)
         return pooled, att, logits
 
 

@@ -235,7 +235,8 @@ def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
 
 def build_dir_net(config: DIRConfig | Mapping | None = None,
                   hand_models: Mapping[str, nn.Module] | None = None) -> DIRNet:
-    """Build a DIRNet; ``hand_models`` default to the built-in hand model of each side.
+    """Build a DIRNet (a ``ReleaseDIRNet`` for ``variant: release``); ``hand_models`` default to
+    the built-in hand model of each side.
 
     Args:
         config: a :class:`DIRConfig`, a mapping for :meth:`DIRConfig.from_dict`, or None.
@@ -247,4 +248,8 @@ def build_dir_net(config: DIRConfig | Mapping | None = None,
         from ..hand_model import load_hand_model  # local: hand_model is optional at import time
 
         hand_models = {s: load_hand_model(s) for s in SIDES}
+    if config.variant == "release":
+        from .release_model import ReleaseDIRNet  # local: release_model imports this module
+
+        return ReleaseDIRNet(config, hand_models)
     return DIRNet(config, hand_models)

@@ -6,7 +6,7 @@ from pathlib import Path
 import torch
 
 from ..data.dataset import AugmentConfig, TrainingTransform
-from ..dir_net import DIRConfig, DIRNet
+from ..dir_net import DIRConfig, DIRNet, build_dir_net
 from ..hand_model import load_hand_model
 from ..hand_model.joints import SIDES
 from .config import network_section
@@ -22,7 +22,7 @@ def build_hand_models(cfg: dict) -> dict:
 def build_model(cfg: dict, device: torch.device) -> tuple[DIRNet, dict]:
     """The DIR network (with its hand models as non-persistent submodules) on ``device``."""
     hand_models = build_hand_models(cfg)
-    model = DIRNet(DIRConfig.from_dict(network_section(cfg["model"])), hand_models).to(device)
+    model = build_dir_net(DIRConfig.from_dict(network_section(cfg["model"])), hand_models).to(device)
     return model, model.hand_models
 
 
