@@ -2,8 +2,8 @@
 
 The arrays have the official shapes (778 vertices, 16 skinning joints, 45 x 45 PCA basis), so
 the release's fingertip vertex ids (745, 317, 444/445, 556, 673) exist. As in the official
-files, the left model's first shape direction carries the x-sign bug: in the "file" arrays it
-equals the right model's; :func:`hand_model_data` applies the fix the loader applies.
+files, the left model's shape directions carry the x-sign bug: in the "file" arrays their x
+components equal the right model's; :func:`hand_model_data` applies the loader's fix.
 """
 from __future__ import annotations
 
@@ -19,13 +19,13 @@ ROOT_MARKER = 4294967295  # parent of the root in the official kintree tables
 def synthetic_mano_arrays(seed: int = 0) -> dict[str, dict[str, np.ndarray]]:
     """``{side: arrays}`` with the keys and shapes of an official MANO pickle (float64)."""
     rng = np.random.default_rng(seed)
-    shape_x0 = rng.normal(scale=0.01, size=NUM_VERTS)
+    shape_x = rng.normal(scale=0.01, size=(NUM_VERTS, 10))
     out = {}
     for side in SIDES:
         reg = rng.random((16, NUM_VERTS)) * (rng.random((16, NUM_VERTS)) < 0.05)
         reg[np.arange(16), rng.choice(NUM_VERTS, 16, replace=False)] += 1.0
         shapedirs = rng.normal(scale=0.01, size=(NUM_VERTS, 3, 10))
-        shapedirs[:, 0, 0] = shape_x0  # same in both files: the left file's known bug
+        shapedirs[:, 0, :] = shape_x  # x components equal in both files: the left file's known bug
         out[side] = {
             "v_template": rng.normal(scale=0.04, size=(NUM_VERTS, 3)),
             "f": rng.integers(0, NUM_VERTS, size=(1538, 3)).astype(np.uint32),
@@ -60,3 +60,16 @@ def synthetic_hand_models(seed: int = 0) -> dict:
 
     arrays = synthetic_mano_arrays(seed)
     return {s: HandModel(hand_model_data(arrays[s], s), num_pca_comps=45, flat_hand_mean=False) for s in SIDES}
+
+
+def write_synthetic_mano_dir(folder, seed: int = 0):
+    """Write MANO_RIGHT.pkl / MANO_LEFT.pkl in the official pickle format; returns the folder."""
+    from pathlib import Path
+
+    from test_mano_io import write_mano_pickle
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    for side, arrays in synthetic_mano_arrays(seed).items():
+        write_mano_pickle(folder / f"MANO_{side.upper()}.pkl", arrays, sparse="scipy")
+    return folder
