@@ -28,6 +28,7 @@ examples:
   interhand gen-data --out data_cache/syn128 --num 20000 --img-size 128
   interhand export onnx --check                                demo weights -> ONNX (cached) + parity check
   interhand export tensorrt --precision fp16                   demo weights -> TensorRT engine (cached, per GPU)
+  interhand import-release dir.pth --mano-dir M --out dir_release.safetensors   the DIR authors' weights
 
 hand models: without --mano-dir the built-in hand model is used (same parameterisation as MANO;
 MANO itself is licence-gated and never shipped, see README "Real MANO").
@@ -230,6 +231,33 @@ def _cmd_export_tensorrt(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---- import-release: the authors' DIR weights -> a release-variant checkpoint ----------------
+def _cmd_import_release(args: argparse.Namespace) -> int:
+    from .dir_net.release_import import import_release_checkpoint
+
+    path, report = import_release_checkpoint(args.checkpoint, args.mano_dir, args.out,
+                                             allow_mano_mismatch=args.allow_mano_mismatch)
+    print(f"[import-release] {len(report.mapped)} tensors mapped; {len(report.mano)} MANO buffers and "
+          f"{len(report.grids)} grids checked, not stored; dropped (unused): {', '.join(report.dropped) or 'none'}")
+    print(f"[import-release] wrote {path} (model.variant: release); use it with --mano-dir {args.mano_dir}")
+    return 0
+
+
+def _add_import_release_parser(sub) -> None:
+    r = sub.add_parser("import-release", help="convert the DIR authors' released checkpoint (.pth) to safetensors",
+                       description="Read the release's checkpoint with torch.load(weights_only=True), map every "
+                       "tensor onto the release variant (table: dir_net/release_import.py), refuse unknown, "
+                       "missing or mis-shaped keys, check its MANO arrays against --mano-dir, and write a "
+                       "checkpoint that eval/infer/the node load like any other. The weights are not shipped: "
+                       "see README 'The authors' DIR weights'.")
+    r.add_argument("checkpoint", help="the release's .pth file")
+    r.add_argument("--mano-dir", required=True, help="folder with MANO_RIGHT.pkl and MANO_LEFT.pkl")
+    r.add_argument("--out", required=True, help="output .safetensors file")
+    r.add_argument("--allow-mano-mismatch", action="store_true",
+                   help="write even if the checkpoint's MANO arrays differ from --mano-dir's files")
+    r.set_defaults(func=_cmd_import_release)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="interhand", description="Two interacting hands from one RGB image (DIR): training, "
@@ -401,6 +429,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--preview", metavar="PNG", help="instead of shards, write a picture of the first "
                    "--num samples (image, image with seg and 2D skeleton, dense map) to PNG")
     g.set_defaults(func=_cmd_gen_data)
+    _add_import_release_parser(sub)
     return p
 
 
