@@ -142,6 +142,19 @@ def test_converted_checkpoint_gives_the_in_memory_outputs(converted, release_net
     torch.testing.assert_close(left["joints"]["left"][:, j], left["verts"]["left"][:, v])
 
 
+def test_reconstructor_parameters_reproduce_the_release_meshes(converted):
+    """HandResult's axis-angle global_orient (from the robust 6D) + pose + betas give the mesh."""
+    out, mano_dir, _ = converted
+    rec = HandReconstructor.from_checkpoint(out, device="cpu", mano_dir=str(mano_dir))
+    image = np.random.default_rng(0).integers(0, 256, size=(256, 256, 3), dtype=np.uint8)
+    res = rec(image)
+    for s in SIDES:
+        h, hm = res.hand(s), rec.hand_models[s]
+        go, pose, betas = (torch.from_numpy(a)[None] for a in (h.global_orient, h.hand_pose, h.betas))
+        mesh = hm(go, pose - hm.hands_mean, betas, pose_type="axis_angle").root_relative()
+        np.testing.assert_allclose(mesh.vertices[0].numpy(), h.vertices, atol=1e-5)
+
+
 def test_import_refuses_mano_files_that_differ(converted, tmp_path):
     _, _, tmp = converted
     other = write_synthetic_mano_dir(tmp_path / "other", seed=1)

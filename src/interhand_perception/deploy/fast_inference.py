@@ -186,6 +186,8 @@ def install_batched_decode(model: nn.Module) -> bool:
     """
     if "batched_decode" in model._modules:
         return True
+    if getattr(model.config, "variant", "project") != "project":  # the release variant decodes differently
+        return False
     if not can_batch(dict(model.hand_models.items())):
         return False
     dec = BatchedDecoder(model.config, dict(model.hand_models.items()))

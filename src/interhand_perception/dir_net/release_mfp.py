@@ -46,7 +46,7 @@ def bone_distance_weights(a: torch.Tensor, b: torch.Tensor, h: int, w: int,
     along = torch.clamp_min(torch.maximum(s, t), 0.0)
     ca = c - a
     perp = ca[..., 0] * u[..., 1] - ca[..., 1] * u[..., 0]
-    inside = torch.hypot(along, perp) < radius
+    inside = torch.sqrt(along * along + perp * perp) < radius  # hypot (no ONNX operator for it)
     d_parent = torch.linalg.vector_norm(c - a + PAIRWISE_EPS, dim=-1)
     d_child = torch.linalg.vector_norm(c - b + PAIRWISE_EPS, dim=-1)
     total = d_parent + d_child

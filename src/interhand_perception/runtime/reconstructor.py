@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from ..data.dataset import normalise_batch
+from ..dir_net.release_blocks import robust_rot6d_to_matrix
 from ..hand_model.joints import JOINT_NAMES, SIDES
 from ..hand_model.lbs import matrix_to_axis_angle, rot6d_to_matrix
 from ..training.checkpoint import read_checkpoint
@@ -180,11 +181,13 @@ class HandReconstructor:
         last = pred["stages"][-1]
         seg_prob = torch.softmax(pred["seg"].float(), dim=1)
         sl = self.model.config.param_slices  # layout depends on num_pca / num_betas
+        release = getattr(self.model.config, "variant", "project") == "release"
+        to_matrix = robust_rot6d_to_matrix if release else rot6d_to_matrix  # as the network decodes
         per_side = {}
         for i, side in enumerate(SIDES):
             params = last["params"][side].float()
             hm = self.hand_models[side]
-            rot = rot6d_to_matrix(params[:, sl["rot6d"]])
+            rot = to_matrix(params[:, sl["rot6d"]])
             pca = params[:, sl["pose"]]
             full = hm.hand_pose_to_axis_angle(last["params"][side][:, sl["pose"]], "pca").float()
             per_side[side] = {
