@@ -25,6 +25,8 @@ from interhand_perception.dir_net.release_import import (MANO_BUFFERS, convert_s
 from interhand_perception.dir_net.release_mfp import bone_distance_weights
 from interhand_perception.dir_net.release_model import LEFT_MIDDLE_TIP, AbsoluteParamUpdate
 from interhand_perception.dir_net.release_transformer import BlockSkippingTransformer
+from interhand_perception.evaluation.evaluate import evaluate_model, format_report
+from interhand_perception.evaluation.release_protocol import regress_joints, release_protocol_summary
 from interhand_perception.hand_model.joints import SIDES
 from interhand_perception.runtime.reconstructor import HandReconstructor
 from release_fixtures import hand_model_data, synthetic_hand_models, synthetic_mano_arrays, write_synthetic_mano_dir
@@ -277,3 +279,50 @@ def test_bone_planes_blend_by_endpoint_distance():
     # weights 1 - d_p / (d_p + d_c); the last cell is 1 cell past the child: not < radius
     torch.testing.assert_close(wa[0, 0], torch.tensor([1.0, 0.5, 0.0, 0.0]), atol=2e-6, rtol=0)
     torch.testing.assert_close(wb[0, 0], torch.tensor([0.0, 0.5, 1.0, 0.0]), atol=2e-6, rtol=0)
+
+
+# ----------------------------------------------------------------------------- evaluation protocol
+def test_release_protocol_regresses_joints_and_uses_the_network_offset():
+    rng = np.random.default_rng(0)
+    reg = rng.random((16, 778))
+    reg /= reg.sum(1, keepdims=True)
+    gt = rng.normal(scale=0.05, size=(3, 2, 778, 3))
+    gt[:, 1] += np.array([0.1, 0.02, 0.0])
+    joints = regress_joints(gt[:, 0], reg)
+    np.testing.assert_allclose(joints[:, 0], np.einsum("v,nvc->nc", reg[0], gt[:, 0]))
+    np.testing.assert_allclose(joints[:, 12], gt[:, 0, 444])  # middle tip: 444 on both hands here
+    np.testing.assert_allclose(joints[:, 4], gt[:, 0, 745])  # thumb tip
+    regs = {"left": reg, "right": reg}
+    gj = np.stack([regress_joints(gt[:, i], reg) for i in range(2)], axis=1)
+    true_offset = gj[:, 1, 0] - gj[:, 0, 0]
+    # the prediction in the evaluation frame: left wrist at the origin, right placed by the offset,
+    # each hand 10% too large about its wrist (undone by the scaling), offset 1 cm off along x
+    pred = np.stack([gt[:, i] - gj[:, i, :1] for i in range(2)], axis=1) * 1.1
+    offset = true_offset + np.array([0.01, 0.0, 0.0])
+    pred[:, 1] += offset[:, None]
+    valid = np.ones((3, 2), dtype=bool)
+    res = release_protocol_summary(pred, offset, gt, valid, regs)
+    assert res["release_mpjpe"] == pytest.approx(0.0, abs=1e-9)
+    assert res["release_mpvpe"] == pytest.approx(0.0, abs=1e-9)
+    assert res["release_mpjpe_ms"] == pytest.approx(0.0, abs=1e-9)
+    assert res["release_mpjpe_m"] > 1.0  # unscaled: the 10% shows
+    assert res["release_mrrpe"] == pytest.approx(10.0)
+
+
+def test_eval_reports_the_release_protocol_for_the_release_variant(release_net):
+    x = torch.from_numpy(np.random.default_rng(1).integers(0, 256, size=(2, 256, 256, 3), dtype=np.uint8))
+    from interhand_perception.data.dataset import normalise_batch
+    with torch.no_grad():
+        last = release_net(normalise_batch(x.numpy()))["stages"][-1]
+    samples = []
+    for b in range(2):
+        off = last["offset"][b].numpy() * 0.15
+        verts = np.stack([last["verts"]["left"][b].numpy(), last["verts"]["right"][b].numpy() + off])
+        joints = np.stack([last["joints"]["left"][b].numpy(), last["joints"]["right"][b].numpy() + off])
+        samples.append({"image": x[b].numpy(), "verts3d": verts, "joints3d": joints,
+                        "verts2d": np.zeros((2, 778, 2)), "joints2d": np.zeros((2, 21, 2)),
+                        "hand_valid": np.ones(2, dtype=bool)})
+    res = evaluate_model(release_net, samples, batch_size=2, with_iv=False, progress=False)
+    s = res["summary"]
+    assert s["release_mpjpe"] == pytest.approx(0.0, abs=1e-3) and s["mpjpe"] == pytest.approx(0.0, abs=1e-3)
+    assert "release protocol" in format_report(res)

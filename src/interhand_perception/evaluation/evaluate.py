@@ -115,6 +115,11 @@ def evaluate_model(model: torch.nn.Module, dataset, batch_size: int = 16, device
         "mpjpe_m": rep["mcp"]["mpjpe"], "mpvpe_m": rep["mcp"]["mpvpe"], "mrrpe": rep["mrrpe"],
     })
     v = gt["valid"]
+    if getattr(getattr(model, "config", None), "variant", "project") == "release":  # also the release's protocol
+        from .release_protocol import release_protocol_summary
+
+        regs = {sd: model.hand_models[sd].J_regressor.float().cpu().numpy() for sd in SIDES}
+        summary.update(release_protocol_summary(final["verts"], final["offset"] * UNIT, gt["verts"], v, regs))
     summary["miaa_px"] = float(miaa(final["verts2d"][v], gt["verts2d"][v]).mean()) if v.any() else math.nan
     errs = joint_errors(final["joints"][v], gt["joints"][v], root=0, scale=True)
     thresholds = np.linspace(0.0, 50.0, 101)
@@ -189,6 +194,11 @@ def format_report(res: dict) -> str:
                   f"  palm normal error {s['palm_normal_err_deg']:.1f} deg (left "
                   f"{s['palm_normal_err_deg_left']:.1f}, right {s['palm_normal_err_deg_right']:.1f}); "
                   f"constant guess {s['palm_normal_err_const_deg']:.1f} deg"]
+    if "release_mpjpe" in s:
+        lines.append(f"release protocol (joints regressed from vertices): MPJPE {s['release_mpjpe']:.2f}  MPVPE "
+                     f"{s['release_mpvpe']:.2f}  MPJPE-MS {s['release_mpjpe_ms']:.2f}  MPJPE-M "
+                     f"{s['release_mpjpe_m']:.2f}  MRRPE {s['release_mrrpe']:.2f} (root 0) / "
+                     f"{s['release_mrrpe_mcp']:.2f} (root 9) mm")
     if "iv_cm3" in s:
         lines.append(f"interpenetration volume {s['iv_cm3']:.2f} cm^3 (ground truth {s['iv_gt_cm3']:.2f} cm^3)")
     return "\n".join(lines)
