@@ -85,7 +85,13 @@ def test_converter_lists_unknown_missing_and_mismatched_keys(shapes):
 
 def test_read_release_state_dict_unwraps_and_refuses_pickled_code(tmp_path):
     sd = {"module.a.weight": torch.ones(2), "module.b": torch.zeros(1)}
-    torch.save({"net": sd, "optimizer": {}, "schedule": {}, "last_epoch": 7}, tmp_path / "wrapped.pth")
+    param = torch.nn.Parameter(torch.ones(2))
+    opt = torch.optim.AdamW([param], lr=3e-4)
+    param.sum().backward()
+    opt.step()
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=50)  # what the release's train.py saves
+    torch.save({"net": sd, "optimizer": opt.state_dict(), "schedule": sched.state_dict(), "last_epoch": 7},
+               tmp_path / "wrapped.pth")
     torch.save({"a.weight": torch.ones(2)}, tmp_path / "bare.pth")
     assert set(read_release_state_dict(tmp_path / "wrapped.pth")) == {"a.weight", "b"}
     assert set(read_release_state_dict(tmp_path / "bare.pth")) == {"a.weight"}
