@@ -132,9 +132,13 @@ def converted(tmp_path_factory, release_net):
     return out, mano_dir, tmp
 
 
-def test_converted_checkpoint_gives_the_in_memory_outputs(converted, release_net):
+@pytest.fixture(scope="module")
+def rec(converted):
     out, mano_dir, _ = converted
-    rec = HandReconstructor.from_checkpoint(out, device="cpu", mano_dir=str(mano_dir))
+    return HandReconstructor.from_checkpoint(out, device="cpu", mano_dir=str(mano_dir))
+
+
+def test_converted_checkpoint_gives_the_in_memory_outputs(rec, release_net):
     assert rec.config["model"]["variant"] == "release" and type(rec.model).__name__ == "ReleaseDIRNet"
     x = torch.randn(1, 3, 256, 256, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
@@ -150,10 +154,8 @@ def test_converted_checkpoint_gives_the_in_memory_outputs(converted, release_net
     torch.testing.assert_close(left["joints"]["left"][:, j], left["verts"]["left"][:, v])
 
 
-def test_reconstructor_parameters_reproduce_the_release_meshes(converted):
+def test_reconstructor_parameters_reproduce_the_release_meshes(rec):
     """HandResult's axis-angle global_orient (from the robust 6D) + pose + betas give the mesh."""
-    out, mano_dir, _ = converted
-    rec = HandReconstructor.from_checkpoint(out, device="cpu", mano_dir=str(mano_dir))
     image = np.random.default_rng(0).integers(0, 256, size=(256, 256, 3), dtype=np.uint8)
     res = rec(image)
     for s in SIDES:
