@@ -361,13 +361,14 @@ def build_parser() -> argparse.ArgumentParser:
         "and print, per bin of true wrist depth: detection rate, side correctness, wrist error (3D, camera frame: "
         "median / mean / p90 mm), wrist depth error (median absolute and signed, percent) and wrist-relative MPJPE. "
         "Settings: known (true intrinsics), assumed (60 deg field of view without camera_info) and depth (known, then "
-        "the aligned depth image through runtime.refine as the node does). Same --seed, same pixels.",
+        "the aligned depth image through runtime.refine as the node does), and oracle (not a method: the true 3D hand "
+        "placed on the detector's pixels, the floor of any method that places hands from them). Same --seed, same pixels.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     ep.add_argument("--edges", default="0.3,0.45,0.6,0.8,1.0,1.2", help="distance bin edges (m)")
     ep.add_argument("--frames", type=int, default=8, help="two-hand frames per bin")
     ep.add_argument("--single", type=int, default=4, help="one-hand frames per bin")
     ep.add_argument("--seed", type=int, default=0)
-    ep.add_argument("--settings", default="known,assumed,depth", help="comma list of known, assumed, depth")
+    ep.add_argument("--settings", default="known,assumed,depth,oracle", help="comma list of known, assumed, depth, oracle (the true 3D hand on the detector's pixels: the floor any method placing hands from them meets)")
     ep.add_argument("--width", type=int, default=640)
     ep.add_argument("--height", type=int, default=480)
     ep.add_argument("--focal", type=float, default=600.0, help="true focal length (px)")

@@ -198,7 +198,8 @@ class KeypointFitMethod:
         found = find_two_hands(self.detector, rgb, mirrored=False, config=self.search)
         t1 = time.perf_counter()
         hands = [h for h in found.hands if np.isfinite(h.landmarks2d).all() and np.isfinite(h.world).all()]
-        report = {"box": found.box, "found": len(hands), "reason": found.reason, "detect_ms": (t1 - t0) * 1e3}
+        report = {"box": found.box, "found": len(hands), "reason": found.reason, "detect_ms": (t1 - t0) * 1e3,
+                  "landmarks2d": [h.landmarks2d for h in hands]}
         if not hands:
             return _empty_frame(self.num_vertices, found.box), report
         fits, why = self._fit(hands, intrinsics, pair=len(hands) == 2)
