@@ -13,7 +13,7 @@ import pytest
 from interhand_perception.data.render import project
 from interhand_perception.data.synthetic import load_models
 from interhand_perception.evaluation.placement_eval import HandRecord, bin_summary, match_outputs, place_translation
-from interhand_perception.runtime.placement import Intrinsics
+from interhand_perception.pipeline.placement import Intrinsics
 from interhand_perception.evaluation.placement_frames import CameraSpec, frame_plan, render_frame
 
 

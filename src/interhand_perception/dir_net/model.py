@@ -22,15 +22,13 @@ from torch import nn
 from ..hand_model.joints import NUM_JOINTS, SIDES
 from ..hand_model.layer import HandModel
 from .config import DIRConfig
+from .inputs import UNIT
 from .gcn import IntraHandGCN
 from .heads import (InitialRegressor, ParamUpdate, PixelHeads, decode_camera, project_weak_perspective,
                     upsample)
 from .mfp import MultiPlaneProjection, splat_radius
 from .resnet import ResNetEncoder
 from .transformer import InterHandTransformer
-
-#: Unit of the joint-coordinate embedding and of the offset, metres.
-COORD_UNIT = 0.15
 
 
 class ResidualBlock(nn.Module):
@@ -111,7 +109,7 @@ class RefinementStage(nn.Module):
         tokens = {}
         for s in SIDES:
             visual = self.visual[s](sample_joint_features(fused, prev["joints2d"][s].detach()))
-            coord = self.coord(prev["joints"][s].detach() / COORD_UNIT + shift[s])
+            coord = self.coord(prev["joints"][s].detach() / UNIT + shift[s])
             tokens[s] = visual + coord
         return tokens
 

@@ -2,14 +2,14 @@
 
 Rendered frames with known hands (:mod:`evaluation.placement_frames`: 640 x 480, fx = 600,
 hands at chosen distances) go through a reconstruction method exactly as the node runs it
-(``runtime.methods``: ``method(rgb, intrinsics, t) -> (FrameResult, report)``; valid hands =
+(``pipeline.methods``: ``method(rgb, intrinsics, t) -> (FrameResult, report)``; valid hands =
 confidence >= ``min_confidence``), in up to three settings:
 
 * ``known``: the true intrinsics (a calibrated camera, ``camera_info``);
 * ``assumed``: ``placement.assumed_intrinsics`` (60 deg horizontal field of view, fx = 554 px
   at 640 px: 7.6% below the true 600);
 * ``depth``: the ``known`` result refined with the aligned depth image, as the node does
-  (``runtime.refine.OutputRefiner``, smoothing off);
+  (``pipeline.postprocess.PostProcessor``, smoothing off);
 * ``oracle``: not a method but the floor of the detector's pixels: for every hand the detector
   found (the method's report ``landmarks2d``), the *true* 3D hand (true shape and pose) placed
   by a robust translation-only fit to the detector's 21 pixels with the true intrinsics. No
@@ -259,7 +259,7 @@ def evaluate_placement(method: Callable, faces: dict | None = None, edges: Seque
     """Evaluate a method's 3D placement on rendered frames (module docstring).
 
     Args:
-        method: ``method(rgb, intrinsics, t) -> (FrameResult, report)`` (``runtime.methods``).
+        method: ``method(rgb, intrinsics, t) -> (FrameResult, report)`` (``pipeline.methods``).
         faces: {side: (F, 3)} of the method's hand models (needed for ``depth``).
         edges: distance bin edges (m); frames are spread evenly over each bin.
         frames_per_bin, single_per_bin: two-hand and one-hand frames per bin.
@@ -278,8 +278,8 @@ def evaluate_placement(method: Callable, faces: dict | None = None, edges: Seque
     from dataclasses import asdict
 
     from ..data.synthetic import load_models
-    from ..runtime.placement import Intrinsics, assumed_intrinsics
-    from ..runtime.refine import OutputRefiner, RefineConfig
+    from ..pipeline.placement import Intrinsics, assumed_intrinsics
+    from ..pipeline.postprocess import PostProcessor, PostConfig
 
     bad = [s for s in settings if s not in SETTINGS]
     if bad:
@@ -309,7 +309,7 @@ def evaluate_placement(method: Callable, faces: dict | None = None, edges: Seque
             valid = out.confidence >= min_confidence
             placed = out.placed
             if s == "depth" and valid.any():
-                refiner = OutputRefiner(RefineConfig(smoothing=False), faces)
+                refiner = PostProcessor(PostConfig(smoothing=False), faces)
                 placed = refiner(out, valid, float(index), known, frame.depth)[0].placed
             recs, fp = score_frame(frame, placed, valid, out.confidence, intr[s])
             results[s].hands += recs
@@ -331,13 +331,13 @@ LEGACY_FIT = {"fit_world_scale": False, "sigma_size": 0.0}
 
 def keypoint_fit_method(legacy: bool = False, mano_dir: str | None = None, label_weight: float = 0.5
                         ) -> tuple[Any, dict, MemoDetector]:
-    """The node's default method (``runtime.methods.KeypointFitMethod``) on a memoising
+    """The node's default method (``pipeline.methods.KeypointFitMethod``) on a memoising
     MediaPipe detector: (method, {side: faces}, detector). ``legacy``: the fit and side
     decision as they were before issue 10 (:data:`LEGACY_FIT`, MediaPipe's labels)."""
     from ..detection import MediaPipeHands
     from ..fitting import FitConfig
     from ..hand_model import load_hand_model
-    from ..runtime.methods import KeypointFitMethod
+    from ..pipeline.methods import KeypointFitMethod
 
     models = {s: load_hand_model(s, mano_dir) for s in SIDES}
     detector = MemoDetector(MediaPipeHands())
