@@ -30,9 +30,9 @@ def main() -> None:
 
     from interhand_perception.detection import MediaPipeHands
     from interhand_perception.hand_model import load_hand_model
-    from interhand_perception.runtime.methods import DIRMethod, KeypointFitMethod
-    from interhand_perception.runtime.placement import assumed_intrinsics
-    from interhand_perception.runtime.reconstructor import HandReconstructor
+    from interhand_perception.pipeline.methods import DIRMethod, KeypointFitMethod
+    from interhand_perception.pipeline.placement import assumed_intrinsics
+    from interhand_perception.network.reconstructor import HandReconstructor
     from interhand_perception.visualization.camera_overlay import panel
 
     det = MediaPipeHands()

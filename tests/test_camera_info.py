@@ -1,15 +1,15 @@
 """camera_info against the images it comes with: binning/ROI, resized streams, refused aspect
 ratios, distortion (undistorted, rectified, ignored, unsupported), frame_id mismatches, and
-warnings said once (runtime.camera_info; ROS-free)."""
+warnings said once (pipeline.camera_info; ROS-free)."""
 from __future__ import annotations
 
 import cv2
 import numpy as np
 import pytest
 
-from interhand_perception.runtime.camera_info import (CameraInfoFields, CameraInfoTracker, Undistorter,
+from interhand_perception.pipeline.camera_info import (CameraInfoFields, CameraInfoTracker, Undistorter,
                                                       fit_camera_info)
-from interhand_perception.runtime.image_input import InputError
+from interhand_perception.pipeline.decode import InputError
 
 K720 = (1000.0, 0.0, 640.0, 0.0, 990.0, 360.0, 0.0, 0.0, 1.0)
 

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 import torch
 
-from interhand_perception.training.checkpoint import save_checkpoint
+from interhand_perception.dir_net.checkpoint import save_checkpoint
 from interhand_perception.training.config import load_run_config
-from interhand_perception.training.data_setup import build_model
+from interhand_perception.dir_net.build import build_model
 
 _SCRIPT = Path(sys.executable).parent / "interhand"
 INTERHAND = [str(_SCRIPT)] if _SCRIPT.is_file() else (

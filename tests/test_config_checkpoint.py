@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from interhand_perception.training.checkpoint import read_checkpoint, save_checkpoint
+from interhand_perception.dir_net.checkpoint import read_checkpoint, save_checkpoint
 from interhand_perception.training.config import DEFAULTS, load_run_config, parse_overrides
 
 

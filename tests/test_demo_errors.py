@@ -5,7 +5,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from interhand_perception.ros.demo import frame_errors
+from interhand_perception.tools.demo import frame_errors
 
 
 def msg_of(joints: np.ndarray, valid=(True, True)):

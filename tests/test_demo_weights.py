@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from interhand_perception.evaluation.evaluate import evaluate_model
-from interhand_perception.runtime import HandReconstructor
-from interhand_perception.training.checkpoint import read_checkpoint
-from interhand_perception.training.data_setup import build_test_set
+from interhand_perception.network import HandReconstructor
+from interhand_perception.dir_net.checkpoint import read_checkpoint
+from interhand_perception.data.splits import build_test_set
 
 ROOT = Path(__file__).resolve().parents[1]
 WEIGHTS = ROOT / "weights" / "demo_r18_128.safetensors"
@@ -38,7 +38,7 @@ def test_weights_are_small_fp16_and_embed_their_config():
 def test_demo_weights_beat_the_untrained_network_and_match_the_published_numbers(rec):
     import torch
 
-    from interhand_perception.training.data_setup import build_model
+    from interhand_perception.dir_net.build import build_model
 
     published = json.loads(RESULTS.read_text())["summary"]
     test_set = build_test_set(rec.config, rec.hand_models, limit=48)

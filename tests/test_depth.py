@@ -8,11 +8,11 @@ import pytest
 
 from interhand_perception.data.render import concat_meshes, rasterize
 from interhand_perception.data.synthetic import SyntheticConfig, generate_sample, load_models
-from interhand_perception.runtime.depth import (
+from interhand_perception.pipeline.depth import (
     DepthBuffer, apply_depth, depth_shifts, depth_to_metres, hand_distance, predicted_surface,
     robust_mean, scale_pixels, window_surface, window_samples)
-from interhand_perception.runtime.image_input import InputError
-from interhand_perception.runtime.placement import Intrinsics, PlacedHands, project_points
+from interhand_perception.pipeline.decode import InputError
+from interhand_perception.pipeline.placement import Intrinsics, PlacedHands, project_points
 
 H, W = 4, 6
 METRES = np.random.default_rng(5).uniform(0.3, 2.0, size=(H, W)).astype(np.float32)

@@ -6,10 +6,10 @@ import math
 import numpy as np
 import pytest
 
-from interhand_perception.runtime.filtering import (
+from interhand_perception.pipeline.smoothing import (
     HandState, HandTrack, HandTracks, OneEuroFilter, align_quaternion, canonical_quaternion,
     quaternion_to_matrix, smoothing_factor)
-from interhand_perception.runtime.placement import PlacedHands
+from interhand_perception.pipeline.placement import PlacedHands
 
 RATE = 30.0
 DT = 1.0 / RATE

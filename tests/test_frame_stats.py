@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from interhand_perception.runtime.frame_stats import (
+from interhand_perception.pipeline.frame_stats import (
     FrameStats, LatencyStats, LatestSlot, RateLimitedLog, RateMeter)
 
 

@@ -193,7 +193,8 @@ def test_handedness_summary_of_a_perfect_and_of_a_collapsed_prediction():
 @pytest.fixture(scope="module")
 def tiny_eval():
     from interhand_perception.training.config import load_run_config
-    from interhand_perception.training.data_setup import build_model, build_test_set
+    from interhand_perception.dir_net.build import build_model
+    from interhand_perception.data.splits import build_test_set
 
     cfg = load_run_config(None, {"model": dict(TINY_MODEL),
                                  "data": {"train_samples": 4, "test_samples": 4, "num_workers": 0},

@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from interhand_perception.runtime.image_input import (
+from interhand_perception.pipeline.decode import (
     SUPPORTED_ENCODINGS, InputError, compressed_image_size, compressed_to_rgb, image_to_rgb,
     rgb_to_image_data)
 

@@ -17,7 +17,7 @@ import pytest
 
 from interhand_perception.data.synthetic import SyntheticConfig, generate_sample
 from interhand_perception.paths import REPO_ROOT
-from interhand_perception.runtime.infer import intrinsics_for, list_inputs
+from interhand_perception.tools.infer import intrinsics_for, list_inputs
 
 EXE = os.path.join(os.path.dirname(sys.executable), "interhand")
 PHOTOS = REPO_ROOT.parent / "shared" / "real_hands"

@@ -12,12 +12,13 @@ import torch
 from interhand_perception.evaluation.evaluate import evaluate_checkpoint, evaluate_model, format_report
 from interhand_perception.hand_model import load_hand_model
 from interhand_perception.hand_model.joints import SIDES
-from interhand_perception.runtime.reconstructor import (HandReconstructor, HandResult, TwoHandResult,
+from interhand_perception.network.reconstructor import (HandReconstructor, HandResult, TwoHandResult,
                                                         hand_confidence)
-from interhand_perception.training.checkpoint import save_checkpoint
+from interhand_perception.dir_net.checkpoint import save_checkpoint
 from interhand_perception.training.config import load_run_config
-from interhand_perception.training.data_setup import build_model, build_test_set
-from interhand_perception.training.losses import UNIT
+from interhand_perception.dir_net.build import build_model
+from interhand_perception.data.splits import build_test_set
+from interhand_perception.dir_net.inputs import UNIT
 from interhand_perception.visualization.overlay import (SIDE_COLOURS, overlay_two_hands, side_view,
                                                         weak_perspective_to_pixels)
 

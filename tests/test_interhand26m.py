@@ -498,7 +498,7 @@ def test_train_and_eval_commands_on_fabricated_dataset(tmp_path, models):
 
 def test_fits_model_config(fake, tmp_path, monkeypatch):
     from interhand_perception.training.config import load_run_config
-    from interhand_perception.training.data_setup import build_test_set
+    from interhand_perception.data.splits import build_test_set
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # the default index cache location
 

@@ -20,14 +20,15 @@ import torch
 
 from interhand_perception.fitting.keypoint_fit import (
     FitConfig, FitState, evaluate, fit_hands, fit_keypoints, joint_jacobian, project, rotation_prior,
-    shape_jacobian, to_placed_hands, world_jacobian)
+    shape_jacobian, world_jacobian)
+from interhand_perception.pipeline.placement import to_placed_hands
 from interhand_perception.fitting.twist_swing import (
     fit_betas_to_bones, forward_kinematics, model_hand_pose, skeleton_from_model, twist_swing_ik)
 from interhand_perception.hand_model import load_hand_model
 from interhand_perception.hand_model import lbs as L
 from interhand_perception.hand_model.joints import JOINT_NAMES, SIDES
 from interhand_perception.hand_model.pose_prior import pose_limits, sample_hand_pose
-from interhand_perception.runtime.placement import Intrinsics, PlacedHands
+from interhand_perception.pipeline.placement import Intrinsics, PlacedHands
 
 F64 = torch.float64
 INTR = torch.tensor([600.0, 600.0, 320.0, 240.0], dtype=F64)
@@ -372,7 +373,7 @@ def real_photo_fits(photos: Path = PHOTOS) -> list[dict]:
     import cv2
 
     from interhand_perception.detection import MediaPipeHands
-    from interhand_perception.runtime.placement import assumed_intrinsics
+    from interhand_perception.pipeline.placement import assumed_intrinsics
 
     hand_models = {s: load_hand_model(s) for s in SIDES}
     rows = []

@@ -29,7 +29,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from interhand_perception.ros.params import PARAMETERS, validate
+from interhand_perception.pipeline.config import PARAMETERS, validate
 
 ROOT = Path(__file__).resolve().parents[1]
 PARAMS_YAML = ROOT / "config" / "hands.yaml"
@@ -70,7 +70,7 @@ def _node_params() -> dict:
 def test_params_yaml_has_exactly_the_node_parameters_with_their_types():
     values = _node_params()
     assert set(values) == set(EXPECTED_TYPES), set(values) ^ set(EXPECTED_TYPES)
-    assert set(values) == set(PARAMETERS), "config/hands.yaml and ros/params.py list different names"
+    assert set(values) == set(PARAMETERS), "config/hands.yaml and pipeline/config.py list different names"
     for name, value in values.items():
         assert type(value) is EXPECTED_TYPES[name], (name, value)
     assert len(values["crop_roi"]) == 3 and all(type(x) is float for x in values["crop_roi"]), \
@@ -85,15 +85,19 @@ def test_params_yaml_values_are_the_node_defaults_and_valid():
     validate(values)
 
 
-def test_every_parameter_has_a_one_line_comment_above_it():
+def test_every_parameter_has_a_comment_above_it():
     lines = PARAMS_YAML.read_text().splitlines()
     seen = set()
     for i, line in enumerate(lines):
         m = re.match(r"^    ([a-z_0-9]+):", line)
         if m:
             seen.add(m.group(1))
-            above = lines[i - 1].strip()
-            assert above.startswith("# ") and len(above) > 10, f"{m.group(1)}: no comment above it"
+            block = []
+            for above in reversed(lines[:i]):
+                if not above.strip().startswith("# ") or above.strip().startswith("# ---"):
+                    break
+                block.append(above.strip()[2:])
+            assert len(" ".join(block)) > 20, f"{m.group(1)}: no comment above it"
     assert seen == set(EXPECTED_TYPES)
 
 

@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 
 from interhand_perception.paths import DEMO_WEIGHTS, REPO_ROOT
-from interhand_perception.runtime.methods import crop_to_frame, unmirror
-from interhand_perception.runtime.placement import assumed_intrinsics, project_points
+from interhand_perception.pipeline.methods import crop_to_frame, unmirror
+from interhand_perception.pipeline.placement import assumed_intrinsics, project_points
 
 PHOTOS = REPO_ROOT.parent / "shared" / "real_hands"
 ANNOTATIONS = json.loads((Path(__file__).parent / "data" / "real_hands_boxes.json").read_text())["photos"]
@@ -55,8 +55,8 @@ def methods():
     _photos_or_skip()
     from interhand_perception.detection import MediaPipeHands
     from interhand_perception.hand_model import load_hand_model
-    from interhand_perception.runtime.methods import DIRMethod, KeypointFitMethod
-    from interhand_perception.runtime.reconstructor import HandReconstructor
+    from interhand_perception.pipeline.methods import DIRMethod, KeypointFitMethod
+    from interhand_perception.network.reconstructor import HandReconstructor
 
     det = MediaPipeHands()
     rec = HandReconstructor.from_checkpoint(DEMO_WEIGHTS, device="cpu")

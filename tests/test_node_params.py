@@ -5,7 +5,7 @@ import pytest
 import yaml
 
 from interhand_perception.paths import DEMO_WEIGHTS, NODE_CONFIG
-from interhand_perception.ros.params import PARAMETERS, ConfigError, validate
+from interhand_perception.pipeline.config import PARAMETERS, ConfigError, validate
 
 
 def test_defaults_are_valid_and_use_the_demo_weights():
@@ -65,3 +65,48 @@ def test_all_problems_are_reported_at_once(tmp_path):
 def test_roi_accepts_integers_from_yaml():
     p = validate({"crop_mode": "roi", "crop_roi": [320, 240, 300]})
     assert p.crop_roi == (320.0, 240.0, 300.0)
+
+
+# ----------------------------------------------------------------------------- one table
+def test_node_params_fields_follow_the_table():
+    """``NodeParams`` has the table's names, in its order, with the defaults' types."""
+    import typing
+    from dataclasses import fields
+
+    from interhand_perception.pipeline.config import NodeParams
+
+    assert [f.name for f in fields(NodeParams)] == list(PARAMETERS)
+    hints = typing.get_type_hints(NodeParams)
+    resolved = {"checkpoint": str, "mano_dir": (str | None), "crop_roi": (tuple[float, float, float] | None)}
+    for name, p in PARAMETERS.items():
+        assert hints[name] == resolved.get(name, type(p.default)), name
+    defaults = validate({})
+    for name, p in PARAMETERS.items():
+        if name not in resolved:
+            assert getattr(defaults, name) == p.default, name
+
+
+def test_shipped_yaml_and_docs_table_are_generated_from_the_table():
+    """config/hands.yaml and the table of docs/node.md are what ``interhand params`` prints:
+    regenerate them (``interhand params > config/hands.yaml``, and the markdown between the
+    markers) after changing the table."""
+    from interhand_perception.paths import REPO_ROOT
+    from interhand_perception.pipeline.config import MARKDOWN_BEGIN, MARKDOWN_END, render_markdown, render_yaml
+
+    assert NODE_CONFIG.read_text() == render_yaml()
+    doc = (REPO_ROOT / "docs" / "node.md").read_text()
+    assert doc.split(MARKDOWN_BEGIN + "\n")[1].split(MARKDOWN_END)[0] == render_markdown()
+
+
+def test_every_entry_is_described_with_its_range_in_help_and_yaml():
+    from interhand_perception.pipeline.config import GROUPS, help_text, render_yaml
+
+    text, yml = help_text(), render_yaml()
+    for name, p in PARAMETERS.items():
+        assert p.group in GROUPS and len(p.description) > 20, name
+        assert f"    {name} " in text and f"    {name}: " in yml, name
+        if p.lo is not None:
+            assert p.lo < p.hi and (p.range_text() in text), name
+        if p.choices:
+            assert isinstance(p.default, str) and p.default in p.choices, name
+    assert "--- smoothing and interpenetration ---" in yml

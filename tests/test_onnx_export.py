@@ -17,20 +17,20 @@ import numpy as np
 import pytest
 import torch
 
-from interhand_perception.data.dataset import normalise_batch
+from interhand_perception.dir_net.inputs import normalise_batch
 from interhand_perception.dir_net import build_dir_net
 from interhand_perception.hand_model.joints import SIDES
 from interhand_perception.paths import DEMO_WEIGHTS
-from interhand_perception.deploy.export_onnx import (PARITY_TOLERANCE, ExportWrapper, cached_onnx_path,
-                                                      ensure_onnx, export_checkpoint, onnx_outputs_to_pred,
-                                                      output_names, parity_images, parity_report, read_metadata)
-from interhand_perception.deploy.fast_inference import optimise_for_inference
-from interhand_perception.deploy.inference_backends import (BackendUnavailable, make_backend, normalise_images,
-                                                             select_providers)
-from interhand_perception.runtime.reconstructor import HandReconstructor
-from interhand_perception.training.checkpoint import save_checkpoint
+from interhand_perception.network.export_onnx import (ExportWrapper, cached_onnx_path, ensure_onnx, export_checkpoint,
+                                                       onnx_outputs_to_pred, output_names, read_metadata)
+from interhand_perception.network.parity import PARITY_TOLERANCE, parity_images, parity_report
+from interhand_perception.network.fast_inference import optimise_for_inference
+from interhand_perception.network.backends import BackendUnavailable, normalise_images, select_providers
+from interhand_perception.network.factory import make_backend
+from interhand_perception.network.reconstructor import HandReconstructor
+from interhand_perception.dir_net.checkpoint import save_checkpoint
 from interhand_perception.training.config import load_run_config
-from interhand_perception.training.data_setup import build_model
+from interhand_perception.dir_net.build import build_model
 
 from tiny_config import TINY_MODEL
 
@@ -185,7 +185,7 @@ def test_demo_export_parity(demo_onnx):
 
 @needs_onnx
 def test_metadata_present(tiny_ckpt, tiny_onnx):
-    from interhand_perception.deploy.export_onnx import file_sha256
+    from interhand_perception.network.export_onnx import file_sha256
 
     meta = read_metadata(tiny_onnx)
     assert meta["format"] == "interhand_perception/dir-onnx-v1"
@@ -217,7 +217,7 @@ def test_cache_reuses_the_file_and_reexports_a_changed_checkpoint(tmp_path):
     make_checkpoint(ckpt, seed=1)  # same file name, other weights
     second = ensure_onnx(ckpt, directory=cache)
     assert second != first and second.is_file()
-    from interhand_perception.deploy.export_onnx import file_sha256
+    from interhand_perception.network.export_onnx import file_sha256
 
     assert read_metadata(second)["checkpoint_sha256"] == file_sha256(ckpt)
     second.write_bytes(b"truncated")  # a broken cache entry is exported again
@@ -238,8 +238,8 @@ def test_onnx_of_another_checkpoint_is_rejected(tmp_path, tiny_onnx):
 @needs_onnx
 def test_frame_processor_gives_the_same_placed_hands(demo_onnx):
     """make_backend("onnxruntime") drops into FrameProcessor unchanged and agrees with "pytorch"."""
-    from interhand_perception.runtime.pipeline import FrameProcessor
-    from interhand_perception.runtime.placement import Intrinsics
+    from interhand_perception.pipeline.frame import FrameProcessor
+    from interhand_perception.pipeline.placement import Intrinsics
 
     pt = make_backend("pytorch", DEMO_WEIGHTS, device="cpu")
     ob = make_backend("onnxruntime", DEMO_WEIGHTS, device="cpu", onnx_path=demo_onnx, threads=1)
@@ -291,7 +291,7 @@ def test_provider_selection():
 
 
 def test_tensorrt_and_unknown_kinds_fail_clearly(monkeypatch, tiny_ckpt):
-    from interhand_perception.deploy import inference_backends as ib
+    from interhand_perception.network import factory as ib
 
     def unavailable():
         raise BackendUnavailable("the TensorRT backend is not available (test)")

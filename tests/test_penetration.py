@@ -1,4 +1,4 @@
-"""Runtime interpenetration measure and resolver (runtime/penetration.py).
+"""Runtime interpenetration measure and resolver (pipeline/penetration.py).
 
 Hands come from ground-truth synthetic test scenes (``data.scene.sample_scene``: both hands
 posed a few millimetres apart, no rendering); the right hand is pushed into the left by known
@@ -14,13 +14,13 @@ import pytest
 from interhand_perception.data.scene import sample_scene
 from interhand_perception.data.synthetic import SyntheticConfig, load_models, sample_rng
 from interhand_perception.evaluation.interpenetration import interpenetration_volume
-from interhand_perception.runtime.penetration import (
+from interhand_perception.pipeline.penetration import (
     DEFAULT_TOL_MM,
     measure_penetration,
     resolve,
     translate_hands,
 )
-from interhand_perception.runtime.placement import PlacedHands
+from interhand_perception.pipeline.placement import PlacedHands
 
 from mesh_shapes import ellipsoid  # tests/mesh_shapes.py
 

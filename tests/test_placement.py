@@ -9,8 +9,8 @@ import pytest
 
 from interhand_perception.data.crop import box_to_affine
 from interhand_perception.data.synthetic import SyntheticConfig, generate_sample, load_models
-from interhand_perception.runtime.image_input import InputError
-from interhand_perception.runtime.placement import (
+from interhand_perception.pipeline.decode import InputError
+from interhand_perception.pipeline.placement import (
     Intrinsics, assumed_intrinsics, crop_box, depth_from_scale, intrinsics_from_camera_info,
     place_hands, project_points, wrist_from_weak_perspective)
 
@@ -28,7 +28,7 @@ def fake_result(joints: np.ndarray, cams: np.ndarray, offset, orient=np.zeros((2
 # ----------------------------------------------------------------------------- intrinsics
 
 def test_camera_info_k_used_as_it_is():
-    # another resolution, binning, ROI: tests/test_camera_info.py (runtime.camera_info)
+    # another resolution, binning, ROI: tests/test_camera_info.py (pipeline.camera_info)
     k = [500, 0, 320, 0, 510, 240, 0, 0, 1]
     intr = intrinsics_from_camera_info(k, 640, 480)
     np.testing.assert_allclose(intr.matrix(), np.reshape(k, (3, 3)))

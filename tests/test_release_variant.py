@@ -20,15 +20,16 @@ from interhand_perception.dir_net import DIRConfig, build_dir_net
 from interhand_perception.dir_net.mfp import cell_centres
 from interhand_perception.dir_net.release_blocks import robust_rot6d_to_matrix
 from interhand_perception.dir_net.release_gcn import SemanticGraphConv
-from interhand_perception.dir_net.release_import import (MANO_BUFFERS, convert_state_dict, import_release_checkpoint,
-                                                         load_manifest, map_key, read_release_state_dict)
+from interhand_perception.dir_net.release_import import (MANO_BUFFERS, convert_state_dict, load_manifest, map_key,
+                                                         read_release_state_dict)
 from interhand_perception.dir_net.release_mfp import bone_distance_weights
 from interhand_perception.dir_net.release_model import LEFT_MIDDLE_TIP, AbsoluteParamUpdate
 from interhand_perception.dir_net.release_transformer import BlockSkippingTransformer
 from interhand_perception.evaluation.evaluate import evaluate_model, format_report
 from interhand_perception.evaluation.release_protocol import regress_joints, release_protocol_summary
 from interhand_perception.hand_model.joints import SIDES
-from interhand_perception.runtime.reconstructor import HandReconstructor
+from interhand_perception.network.reconstructor import HandReconstructor
+from interhand_perception.tools.import_release import import_release_checkpoint
 from release_fixtures import hand_model_data, synthetic_hand_models, synthetic_mano_arrays, write_synthetic_mano_dir
 
 
@@ -319,7 +320,7 @@ def test_release_protocol_regresses_joints_and_uses_the_network_offset():
 
 def test_eval_reports_the_release_protocol_for_the_release_variant(release_net):
     x = torch.from_numpy(np.random.default_rng(1).integers(0, 256, size=(2, 256, 256, 3), dtype=np.uint8))
-    from interhand_perception.data.dataset import normalise_batch
+    from interhand_perception.dir_net.inputs import normalise_batch
     with torch.no_grad():
         last = release_net(normalise_batch(x.numpy()))["stages"][-1]
     samples = []

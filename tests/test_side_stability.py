@@ -25,7 +25,7 @@ import pytest
 
 from interhand_perception.evaluation.placement_eval import match_outputs
 from interhand_perception.paths import REPO_ROOT
-from interhand_perception.runtime.placement import assumed_intrinsics
+from interhand_perception.pipeline.placement import assumed_intrinsics
 
 PHOTOS = REPO_ROOT.parent / "shared" / "real_hands"
 ANNOTATIONS = json.loads((Path(__file__).parent / "data" / "real_hands_boxes.json").read_text())["photos"]
@@ -89,7 +89,7 @@ def method():
     pytest.importorskip("mediapipe", reason="MediaPipe is not installed (scripts/setup.sh installs it)")
     from interhand_perception.detection import MediaPipeHands
     from interhand_perception.hand_model import load_hand_model
-    from interhand_perception.runtime.methods import KeypointFitMethod
+    from interhand_perception.pipeline.methods import KeypointFitMethod
 
     det = MediaPipeHands()
     yield KeypointFitMethod({s: load_hand_model(s) for s in ("left", "right")}, det)
@@ -130,7 +130,7 @@ if __name__ == "__main__":
     from interhand_perception.detection import MediaPipeHands
     from interhand_perception.fitting import FitConfig
     from interhand_perception.hand_model import load_hand_model
-    from interhand_perception.runtime.methods import KeypointFitMethod
+    from interhand_perception.pipeline.methods import KeypointFitMethod
 
     torch.set_num_threads(1)
     legacy = "legacy" in sys.argv[1:]

@@ -1,12 +1,12 @@
 """Stream time from bad stamps, frames lost before the node, and the stream's diagnostic level
-(runtime.stream_health; ROS-free, times driven by the test)."""
+(pipeline.stream_health; ROS-free, times driven by the test)."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from interhand_perception.runtime.filtering import HandTracks
-from interhand_perception.runtime.stream_health import (ERROR, OK, WARN, HealthInputs, StreamClock, TransportMeter,
+from interhand_perception.pipeline.smoothing import HandTracks
+from interhand_perception.pipeline.stream_health import (ERROR, OK, WARN, HealthInputs, StreamClock, TransportMeter,
                                                         assess)
 
 
@@ -59,7 +59,7 @@ def test_a_hand_that_left_the_view_times_out_with_zero_stamps():
 
 
 def _placed():
-    from interhand_perception.runtime.placement import PlacedHands
+    from interhand_perception.pipeline.placement import PlacedHands
 
     rot = np.broadcast_to(np.eye(3), (2, 3, 3)).copy()
     return PlacedHands(joints=np.full((2, 21, 3), 0.5), vertices=np.full((2, 10, 3), 0.5, np.float32),

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from interhand_perception.deploy import tensorrt_engine as te
+from interhand_perception.network import tensorrt_engine as te
 
 GOOD = b"ENGINE:"
 
@@ -196,7 +196,7 @@ def test_calibration_feed_batches_and_cache(tmp_path: Path) -> None:
 def test_images_to_input_matches_the_model_normalisation() -> None:
     import torch
 
-    from interhand_perception.data.dataset import normalise_batch
+    from interhand_perception.dir_net.inputs import normalise_batch
 
     imgs = np.random.default_rng(0).integers(0, 256, (2, 8, 8, 3), dtype=np.uint8)
     x = te.images_to_input(imgs)
@@ -242,7 +242,7 @@ def test_backend_without_tensorrt_says_how_to_install(tmp_path: Path) -> None:
     if importlib.util.find_spec("tensorrt") is not None:
         pytest.skip("TensorRT is installed here")
     from interhand_perception.paths import DEMO_WEIGHTS
-    from interhand_perception.deploy.tensorrt_engine import TensorRTBackend  # the lazy re-export
+    from interhand_perception.network.tensorrt_backend import TensorRTBackend
 
     with pytest.raises(RuntimeError, match=r"pip install tensorrt"):
         TensorRTBackend(checkpoint=DEMO_WEIGHTS, onnx_path=tmp_path / "unused.onnx")
@@ -261,7 +261,7 @@ def test_cli_export_tensorrt_without_tensorrt(capsys) -> None:
 def test_cuda_device_rules() -> None:
     import torch
 
-    from interhand_perception.deploy.tensorrt_backend import cuda_device
+    from interhand_perception.network.tensorrt_backend import cuda_device
 
     with pytest.raises(ValueError, match="CUDA GPU only"):
         cuda_device("cpu")
@@ -275,7 +275,7 @@ def test_torch_dtype_of_tensorrt_types() -> None:
 
     import torch
 
-    from interhand_perception.deploy.tensorrt_backend import torch_dtype
+    from interhand_perception.network.tensorrt_backend import torch_dtype
 
     fake_trt = types.SimpleNamespace(float32="FLOAT", float16="HALF", int32="INT32", bool="BOOL")  # no int64 (TRT 8)
     assert torch_dtype(fake_trt, "FLOAT") is torch.float32 and torch_dtype(fake_trt, "HALF") is torch.float16
@@ -286,8 +286,8 @@ def test_torch_dtype_of_tensorrt_types() -> None:
 def test_forward_raw_runs_large_batches_in_chunks() -> None:
     """``run`` (the engine call, which needs a GPU) is replaced; chunking, merging and the ONNX
     output adapter around it are real."""
-    from interhand_perception.deploy.export_onnx import output_names
-    from interhand_perception.deploy.tensorrt_backend import TensorRTBackend
+    from interhand_perception.network.export_onnx import output_names
+    from interhand_perception.network.tensorrt_backend import TensorRTBackend
 
     backend = TensorRTBackend.__new__(TensorRTBackend)
     backend.img_size, backend.max_batch = 8, 2
@@ -314,7 +314,7 @@ def test_bind_io_reads_names_and_types() -> None:
 
     import torch
 
-    from interhand_perception.deploy.tensorrt_backend import TensorRTBackend
+    from interhand_perception.network.tensorrt_backend import TensorRTBackend
 
     trt = types.SimpleNamespace(TensorIOMode=types.SimpleNamespace(INPUT="IN", OUTPUT="OUT"),
                                 float32="FLOAT", float16="HALF")

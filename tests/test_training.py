@@ -16,9 +16,10 @@ import torch
 import yaml
 
 from interhand_perception.hand_model.joints import SIDES
-from interhand_perception.training.checkpoint import load_train_state, read_checkpoint
+from interhand_perception.training.checkpoint import load_train_state
+from interhand_perception.dir_net.checkpoint import read_checkpoint
 from interhand_perception.training.config import load_run_config
-from interhand_perception.training.data_setup import build_hand_models, build_model
+from interhand_perception.dir_net.build import build_hand_models, build_model
 from interhand_perception.training.trainer import train
 from tiny_config import TINY_MODEL
 

@@ -6,9 +6,9 @@ import pytest
 import torch
 from tiny_config import TINY_MODEL
 
-from interhand_perception.training.checkpoint import save_checkpoint
+from interhand_perception.dir_net.checkpoint import save_checkpoint
 from interhand_perception.training.config import load_run_config
-from interhand_perception.training.data_setup import build_model
+from interhand_perception.dir_net.build import build_model
 from interhand_perception.training.trainer import cosine_with_warmup, init_weights
 
 

@@ -13,9 +13,11 @@ from safetensors.torch import save_file
 
 from interhand_perception.dir_net.resnet import ResNetEncoder
 from interhand_perception.training import trainer as trainer_mod
-from interhand_perception.training.checkpoint import read_checkpoint
+from interhand_perception.dir_net.checkpoint import read_checkpoint
 from interhand_perception.training.config import load_run_config
-from interhand_perception.training.data_setup import build_model, build_train_set, load_backbone_weights, mesh_tensors
+from interhand_perception.dir_net.build import build_model
+from interhand_perception.data.splits import build_train_set
+from interhand_perception.training.data_setup import load_backbone_weights, mesh_tensors
 from interhand_perception.training.losses import LossWeights, dir_loss_terms
 from interhand_perception.training.trainer import resolve_num_workers, resolve_runtime, train
 from tiny_config import TINY_MODEL

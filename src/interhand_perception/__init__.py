@@ -8,9 +8,9 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 _LAZY = {
-    "HandReconstructor": ("interhand_perception.runtime.reconstructor", "HandReconstructor"),
-    "TwoHandResult": ("interhand_perception.runtime.reconstructor", "TwoHandResult"),
-    "HandResult": ("interhand_perception.runtime.reconstructor", "HandResult"),
+    "HandReconstructor": ("interhand_perception.network.reconstructor", "HandReconstructor"),
+    "TwoHandResult": ("interhand_perception.network.reconstructor", "TwoHandResult"),
+    "HandResult": ("interhand_perception.network.reconstructor", "HandResult"),
     "load_hand_model": ("interhand_perception.hand_model", "load_hand_model"),
     "JOINT_NAMES": ("interhand_perception.hand_model.joints", "JOINT_NAMES"),
 }

@@ -66,30 +66,37 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from .ros.environment import ensure_ros_env
 
     ensure_ros_env(args.argv)  # re-executes with the ROS 2 workspace on the paths if needed
-    from .ros.demo import run_demo
+    from .tools.demo import run_demo
 
     summary = run_demo(args)
     return 0 if summary.get("frames_answered", 0) > 0 else 1
 
 
 def _cmd_infer(args: argparse.Namespace) -> int:
-    from .ros.params import ConfigError, validate
-    from .runtime.methods import MethodUnavailable, build_method
-    from .runtime.infer import run_infer
+    from dataclasses import replace
+
+    from .pipeline.methods import MethodUnavailable
+    from .pipeline.pipeline import Pipeline, post_config
+    from .pipeline.config import ConfigError, validate
+    from .tools.infer import run_infer
 
     try:
         params = validate({"method": args.method, "checkpoint": args.checkpoint or "", "mano_dir": args.mano_dir or "",
-                           "device": args.device, "crop_mode": args.crop_mode})
-        method, models, model_id, device = build_method(params)
+                           "device": args.device, "crop_mode": args.crop_mode, "mirrored": bool(args.mirrored),
+                           "min_confidence": float(args.min_confidence)})
+        pipeline = Pipeline.from_params(params)
     except (ConfigError, MethodUnavailable) as e:
         print(f"interhand infer: {e}", file=sys.stderr)
         return 2
-    faces = {s: m.faces for s, m in models.items()}
+
+    def make_pipeline(video: bool) -> Pipeline:
+        pipeline.reset(replace(post_config(params), smoothing=video and not args.no_smoothing))
+        return pipeline
+
     intr = {"fx": args.fx, "fy": args.fy, "cx": args.cx, "cy": args.cy, "hfov_deg": args.hfov}
-    res = run_infer(args.path, method, faces, args.out, intr, mirrored=args.mirrored, smoothing=not args.no_smoothing,
-                    fmt=args.format, max_frames=args.max_frames, min_confidence=args.min_confidence,
+    res = run_infer(args.path, make_pipeline, args.out, intr, fmt=args.format, max_frames=args.max_frames,
                     show_image=not args.no_image)
-    print(f"{res['frames']} frame(s), {res['hands']} hand(s) ({args.method}, {model_id} on {device})")
+    print(f"{res['frames']} frame(s), {res['hands']} hand(s) ({args.method}, {pipeline.model_id} on {pipeline.device})")
     for f in res["outputs"][:10]:
         print(f"wrote {f}")
     if len(res["outputs"]) > 10:
@@ -111,12 +118,12 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         from .ros.environment import ensure_ros_env
 
         ensure_ros_env(args.argv)
-        from .ros.bench_node import run_node_bench
+        from .tools.bench_node import run_node_bench
 
         run_node_bench(checkpoint=args.checkpoint, repeats=args.repeats, device=devices.split(",")[0],
                        threads=args.threads or 1)
         return 0
-    from .runtime.bench import run_bench
+    from .tools.bench import run_bench
 
     run_bench(backbones=args.backbones.split(","), stages=[int(s) for s in args.stages.split(",")],
               img_size=args.img_size, repeats=args.repeats, devices=devices.split(","),
@@ -189,8 +196,8 @@ def _cmd_export_onnx(args: argparse.Namespace) -> int:
 
 
 def _export_onnx(args: argparse.Namespace) -> int:
-    from .deploy.export_onnx import (PARITY_TOLERANCE, check_parity, ensure_onnx, export_checkpoint,
-                                      read_metadata)
+    from .network.export_onnx import ensure_onnx, export_checkpoint, read_metadata
+    from .network.parity import PARITY_TOLERANCE, check_parity
 
     def say(msg: str) -> None:
         print(f"[export onnx] {msg}", flush=True)
@@ -218,7 +225,7 @@ def _cmd_export_tensorrt(args: argparse.Namespace) -> int:
         print(f"[export tensorrt] {msg}", flush=True)
 
     try:
-        from .deploy.tensorrt_backend import prepare_engine
+        from .network.tensorrt_backend import prepare_engine
 
         prepared = prepare_engine(args.checkpoint, onnx_path=args.onnx, precision=args.precision,
                                   cache_dir=args.cache_dir, max_batch=args.max_batch, mano_dir=args.mano_dir,
@@ -233,7 +240,7 @@ def _cmd_export_tensorrt(args: argparse.Namespace) -> int:
 
 # ---- import-release: the authors' DIR weights -> a release-variant checkpoint ----------------
 def _cmd_import_release(args: argparse.Namespace) -> int:
-    from .dir_net.release_import import import_release_checkpoint
+    from .tools.import_release import import_release_checkpoint
 
     path, report = import_release_checkpoint(args.checkpoint, args.mano_dir, args.out,
                                              allow_mano_mismatch=args.allow_mano_mismatch)
@@ -258,12 +265,28 @@ def _add_import_release_parser(sub) -> None:
     r.set_defaults(func=_cmd_import_release)
 
 
+def _cmd_params(args: argparse.Namespace) -> int:
+    from .pipeline.config import help_text, render_markdown, render_yaml
+
+    print(render_yaml() if args.format == "yaml" else render_markdown() if args.format == "markdown" else help_text(),
+          end="" if args.format != "help" else "\n")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="interhand", description="Two interacting hands from one RGB image (DIR): training, "
         "evaluation, benchmarks. The ROS 2 node lives in ros2_ws/.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    pp = sub.add_parser("params", help="print the node's parameter table (as config/hands.yaml, markdown or --help)",
+                        description="The parameters of hands_node, `interhand infer` and the pipeline come from one "
+                        "table (src/interhand_perception/pipeline/config.py). This prints it as the shipped "
+                        "config/hands.yaml (--format yaml; `interhand params > my.yaml` gives a file to edit), as "
+                        "the markdown table of docs/node.md, or as `hands_node --help` prints it.")
+    pp.add_argument("--format", choices=("yaml", "markdown", "help"), default="yaml")
+    pp.set_defaults(func=_cmd_params)
 
     t = sub.add_parser("train", help="train DIR from a YAML config (progress bar, checkpoints, curves)",
                        description="Train DIR. The run directory (train.out_dir) receives config.yaml, "
@@ -377,7 +400,7 @@ def build_parser() -> argparse.ArgumentParser:
     xt.add_argument("--mano-dir", help="folder with MANO_{RIGHT,LEFT}.pkl when the checkpoint uses MANO")
     xt.set_defaults(func=_cmd_export_tensorrt)
 
-    from .ros.demo import add_parser as add_demo_parser
+    from .tools.demo import add_parser as add_demo_parser
 
     add_demo_parser(sub)
     sub.choices["demo"].set_defaults(func=_cmd_demo)
@@ -389,13 +412,14 @@ def build_parser() -> argparse.ArgumentParser:
         "and print, per bin of true wrist depth: detection rate, side correctness, wrist error (3D, camera frame: "
         "median / mean / p90 mm), wrist depth error (median absolute and signed, percent) and wrist-relative MPJPE. "
         "Settings: known (true intrinsics), assumed (60 deg field of view without camera_info) and depth (known, then "
-        "the aligned depth image through runtime.refine as the node does). Same --seed, same pixels.",
+        "the aligned depth image through pipeline.postprocess as the node does), and oracle (not a method: the true 3D hand "
+        "placed on the detector's pixels, the floor of any method that places hands from them). Same --seed, same pixels.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     ep.add_argument("--edges", default="0.3,0.45,0.6,0.8,1.0,1.2", help="distance bin edges (m)")
     ep.add_argument("--frames", type=int, default=8, help="two-hand frames per bin")
     ep.add_argument("--single", type=int, default=4, help="one-hand frames per bin")
     ep.add_argument("--seed", type=int, default=0)
-    ep.add_argument("--settings", default="known,assumed,depth", help="comma list of known, assumed, depth")
+    ep.add_argument("--settings", default="known,assumed,depth,oracle", help="comma list of known, assumed, depth, oracle (the true 3D hand on the detector's pixels: the floor any method placing hands from them meets)")
     ep.add_argument("--width", type=int, default=640)
     ep.add_argument("--height", type=int, default=480)
     ep.add_argument("--focal", type=float, default=600.0, help="true focal length (px)")

@@ -45,10 +45,10 @@ from tf2_msgs.msg import TFMessage  # noqa: E402
 from visualization_msgs.msg import Marker, MarkerArray  # noqa: E402
 
 from interhand_perception.hand_model.joints import JOINT_NAMES  # noqa: E402
-from interhand_perception.ros.hands_node import StartupError, make_node_class  # noqa: E402
-from interhand_perception.training.checkpoint import save_checkpoint  # noqa: E402
+from interhand_perception.ros.hands_node import HandsNode, StartupError  # noqa: E402
+from interhand_perception.dir_net.checkpoint import save_checkpoint  # noqa: E402
 from interhand_perception.training.config import load_run_config  # noqa: E402
-from interhand_perception.training.data_setup import build_model  # noqa: E402
+from interhand_perception.dir_net.build import build_model  # noqa: E402
 from tiny_config import TINY_MODEL  # noqa: E402
 
 TOKEN = os.environ.get("INTERHAND_TEST_RUN_TOKEN", str(os.getpid()))
@@ -98,7 +98,6 @@ class Rig:
         self.prefix = f"{name}_"
         values = {"method": "dir", "crop_mode": "center", "checkpoint": checkpoint, "device": "cpu", "min_confidence": 0.0, "frame_prefix": self.prefix,
                   "diagnostics_period_s": 0.2, "camera_info_timeout_s": 0.5, **params}
-        HandsNode = make_node_class()
         self.node = HandsNode(namespace=self.ns, cli_args=cli_args,
                               parameter_overrides=[Parameter(k, value=v) for k, v in values.items()])
         self.cam = rclpy.create_node(f"camera_{name}", namespace=self.ns)
@@ -455,7 +454,6 @@ def test_newest_frame_only_drops_and_counts(rig):
 
 
 def test_startup_fails_clearly_in_process(ros_context, checkpoint, tmp_path):
-    HandsNode = make_node_class()
     with pytest.raises(StartupError, match="checkpoint: .*nope.safetensors does not exist"):
         HandsNode(parameter_overrides=[Parameter("method", value="dir"),
                                        Parameter("checkpoint", value=str(tmp_path / "nope.safetensors"))])

@@ -154,7 +154,7 @@ def test_params_file_is_read_by_rclpy_with_the_right_types():
     rclpy = _rclpy()
     from rclpy.parameter import Parameter
 
-    from interhand_perception.ros.params import PARAMETERS
+    from interhand_perception.pipeline.config import PARAMETERS
 
     kinds = {bool: Parameter.Type.BOOL, int: Parameter.Type.INTEGER, float: Parameter.Type.DOUBLE,
              str: Parameter.Type.STRING, list: Parameter.Type.DOUBLE_ARRAY}

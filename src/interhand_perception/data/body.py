@@ -21,14 +21,12 @@ egocentric camera with no pitch has the identity rotation.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 
 from ..hand_model.joints import SIDES
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .synthetic import SyntheticConfig
+from .synthetic_config import SyntheticConfig
 
 UPPER_ARM = 0.30   # shoulder to elbow (m), before the body scale
 FOREARM = 0.26     # elbow to wrist (m)

@@ -18,38 +18,15 @@ import cv2
 import numpy as np
 import torch
 
+from ..dir_net.inputs import UNIT, normalise_image
 from .crop import to_normalised
 from .scene import axis_angle_to_matrix, matrix_to_axis_angle
 from .textures import motion_blur
 
-IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
-IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
-OFFSET_UNIT = 0.15  # metres: the offset target is (right_root - left_root) / 0.15
 _MIRROR = np.array([-1.0, 1.0, 1.0])
 
 
 # ----------------------------------------------------------------------------- targets
-
-def normalise_image(image: np.ndarray) -> torch.Tensor:
-    """(S, S, 3) uint8 RGB -> (3, S, S) float32, /255 then ImageNet mean/std."""
-    x = (image.astype(np.float32) / 255.0 - IMAGENET_MEAN) / IMAGENET_STD
-    return torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))
-
-
-def normalise_batch(images, device=None, dtype=torch.float32) -> torch.Tensor:
-    """RGB uint8 images (B, S, S, 3) (array or list) -> ImageNet-normalised (B, 3, S, S) tensor."""
-    x = torch.from_numpy(np.ascontiguousarray(np.stack(list(images)) if isinstance(images, (list, tuple)) else images))
-    x = x.to(device).permute(0, 3, 1, 2).to(dtype) / 255.0
-    mean = torch.as_tensor(IMAGENET_MEAN, device=x.device, dtype=dtype).view(1, 3, 1, 1)
-    std = torch.as_tensor(IMAGENET_STD, device=x.device, dtype=dtype).view(1, 3, 1, 1)
-    return (x - mean) / std
-
-
-def denormalise_image(x: torch.Tensor) -> np.ndarray:
-    """Inverse of :func:`normalise_image`: (3, S, S) -> (S, S, 3) uint8."""
-    img = x.detach().cpu().numpy().transpose(1, 2, 0) * IMAGENET_STD + IMAGENET_MEAN
-    return np.clip(img * 255.0 + 0.5, 0, 255).astype(np.uint8)
-
 
 def _nearest_downsample(a: np.ndarray, size: int) -> np.ndarray:
     """Sample (S, S, ...) at the centres of a size x size grid (nearest neighbour)."""
@@ -108,7 +85,7 @@ def to_training_targets(sample: dict, img_size: int = 256, aux_size: int = 32) -
         "joints3d_rel": t(joints - root[:, None]),
         "verts3d_rel": t(np.asarray(s["verts3d"], dtype=np.float32) - root[:, None]),
         "root3d": t(root.copy()),
-        "offset": t((root[1] - root[0]) / np.float32(OFFSET_UNIT)),
+        "offset": t((root[1] - root[0]) / np.float32(UNIT)),
         "joints2d": t(to_normalised(np.asarray(s["joints2d"], dtype=np.float32), img_size)),
         "verts2d": t(to_normalised(np.asarray(s["verts2d"], dtype=np.float32), img_size)),
         "seg": t(seg.astype(np.int64)),

@@ -5,17 +5,15 @@ Used by :mod:`interhand_perception.data.synthetic`; ``cfg`` arguments are its
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, NamedTuple, Sequence
+from typing import NamedTuple, Sequence
 
 import numpy as np
 import torch
 
 from .crop import square_box
 from ..hand_model.joints import SIDES
+from .synthetic_config import SyntheticConfig
 from ..hand_model.rotation_np import axis_angle_to_matrix, matrix_to_axis_angle  # noqa: F401  (re-exported)
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .synthetic import SyntheticConfig
 
 
 def _unit(v: np.ndarray) -> np.ndarray:

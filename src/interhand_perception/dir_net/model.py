@@ -22,15 +22,13 @@ from torch import nn
 from ..hand_model.joints import NUM_JOINTS, SIDES
 from ..hand_model.layer import HandModel
 from .config import DIRConfig
+from .inputs import UNIT
 from .gcn import IntraHandGCN
 from .heads import (InitialRegressor, ParamUpdate, PixelHeads, decode_camera, project_weak_perspective,
                     upsample)
 from .mfp import MultiPlaneProjection, splat_radius
 from .resnet import ResNetEncoder
 from .transformer import InterHandTransformer
-
-#: Unit of the joint-coordinate embedding and of the offset, metres.
-COORD_UNIT = 0.15
 
 
 class ResidualBlock(nn.Module):
@@ -111,7 +109,7 @@ class RefinementStage(nn.Module):
         tokens = {}
         for s in SIDES:
             visual = self.visual[s](sample_joint_features(fused, prev["joints2d"][s].detach()))
-            coord = self.coord(prev["joints"][s].detach() / COORD_UNIT + shift[s])
+            coord = self.coord(prev["joints"][s].detach() / UNIT + shift[s])
             tokens[s] = visual + coord
         return tokens
 
@@ -231,25 +229,3 @@ def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
         p.numel() for name, p in model.named_parameters()
         if not name.startswith("hand_models.") and (p.requires_grad or not trainable_only)
     )
-
-
-def build_dir_net(config: DIRConfig | Mapping | None = None,
-                  hand_models: Mapping[str, nn.Module] | None = None) -> DIRNet:
-    """Build a DIRNet (a ``ReleaseDIRNet`` for ``variant: release``); ``hand_models`` default to
-    the built-in hand model of each side.
-
-    Args:
-        config: a :class:`DIRConfig`, a mapping for :meth:`DIRConfig.from_dict`, or None.
-        hand_models: {"left", "right"} -> HandModel; None loads ``hand_model.load_hand_model``.
-    """
-    if not isinstance(config, DIRConfig):
-        config = DIRConfig.from_dict(config)
-    if hand_models is None:
-        from ..hand_model import load_hand_model  # local: hand_model is optional at import time
-
-        hand_models = {s: load_hand_model(s) for s in SIDES}
-    if config.variant == "release":
-        from .release_model import ReleaseDIRNet  # local: release_model imports this module
-
-        return ReleaseDIRNet(config, hand_models)
-    return DIRNet(config, hand_models)

@@ -33,7 +33,8 @@ from ..hand_model.layer import HandModel
 from .config import DIRConfig
 from .heads import CAMERA_S0, InitialRegressor, ParamUpdate, PixelHeads, project_weak_perspective, upsample
 from .mfp import splat_radius
-from .model import COORD_UNIT, DIRNet, sample_joint_features
+from .inputs import UNIT
+from .model import DIRNet, sample_joint_features
 from .release_blocks import PointMLP, PreActResidual, robust_rot6d_to_matrix
 from .release_gcn import SemanticGCN
 from .release_mfp import bone_planes
@@ -115,7 +116,7 @@ class ReleaseJointInteraction(nn.Module):
         shift = {"left": -half, "right": half}
         out = {}
         for s in SIDES:
-            xyz = prev["joints"][s].detach() / COORD_UNIT
+            xyz = prev["joints"][s].detach() / UNIT
             tok = self.visual[s](sample_joint_features(fmap, prev["joints2d"][s].detach()))
             tok = self.gcn[s](tok + self.local_coord[s](xyz))
             out[s] = tok + self.global_coord(xyz + shift[s])

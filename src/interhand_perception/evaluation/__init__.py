@@ -1,5 +1,5 @@
 """Evaluation metrics: MPJPE / MPVPE protocols, MRRPE, MIAA, PCK / AUC and IV."""
-from interhand_perception.evaluation.interpenetration import (
+from .interpenetration import (
     DEFAULT_VOXEL,
     interpenetration_volume,
     interpenetration_volume_batch,
@@ -7,7 +7,7 @@ from interhand_perception.evaluation.interpenetration import (
     points_inside_mesh,
     winding_number,
 )
-from interhand_perception.evaluation.metrics import (
+from .metrics import (
     DEFAULT_PCK_THRESHOLDS_MM,
     PROTOCOLS,
     SCALE_BONE,

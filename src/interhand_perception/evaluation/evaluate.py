@@ -20,9 +20,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..data.dataset import normalise_batch
+from ..dir_net.inputs import UNIT, normalise_batch
 from ..hand_model.joints import SIDES
-from ..training.losses import UNIT
 from .handedness import downsample_seg, handedness_summary
 from .interpenetration import interpenetration_volume
 from .metrics import evaluate_protocols, joint_errors, miaa, pck_curve
@@ -149,8 +148,8 @@ def evaluate_checkpoint(checkpoint: str, data: str = "synthetic", root: str | No
     With ``overlay`` a PNG is written: input, predicted meshes, side view and ground truth for
     the first ``overlay_samples`` samples.
     """
-    from ..runtime.reconstructor import HandReconstructor
-    from ..training.data_setup import build_test_set
+    from ..network.reconstructor import HandReconstructor
+    from ..data.splits import build_test_set
 
     rec = HandReconstructor.from_checkpoint(checkpoint, device=device, mano_dir=mano_dir)
     cfg = dict(rec.config)

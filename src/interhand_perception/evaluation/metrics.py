@@ -31,7 +31,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from interhand_perception.hand_model.joints import MIDDLE_MCP, ROOT_JOINT
+from ..hand_model.joints import MIDDLE_MCP, ROOT_JOINT
 
 M_TO_MM = 1000.0
 

@@ -2,11 +2,11 @@
 
 For each test sample (the split :func:`evaluation.evaluate.evaluate_checkpoint` uses) the
 network's two hands are placed in the camera frame exactly as the ROS node does
-(:func:`runtime.placement.place_hands`, pair placement, perspective solve) with the sample's crop
+(:func:`pipeline.placement.place_hands`, pair placement, perspective solve) with the sample's crop
 intrinsics ``K`` and the box ``(S/2, S/2, S)`` covering the whole S x S crop. Then, per sample:
 
 * ``iv``: the evaluation's voxel interpenetration volume (0.5 cm voxels, cm^3) of the placed
-  pair before and after :func:`runtime.penetration.resolve`, and of the ground truth;
+  pair before and after :func:`pipeline.penetration.resolve`, and of the ground truth;
 * ``fast``: the runtime measure's volume (cm^3) and maximum depth (mm), same three cases;
 * ``ms``: the wall time of the fast measure and of the resolver (the minimum over
   ``timing_repeats`` calls, which is the least disturbed on a shared CPU);
@@ -28,8 +28,8 @@ from typing import Sequence
 
 import numpy as np
 
-from ..runtime.penetration import measure_penetration, resolve
-from ..runtime.placement import Intrinsics, place_hands
+from ..pipeline.penetration import measure_penetration, resolve
+from ..pipeline.placement import Intrinsics, place_hands
 from .interpenetration import interpenetration_volume
 
 #: Columns of the summary table: (key, label).
@@ -128,14 +128,14 @@ def summarise(rows: Sequence[dict]) -> dict:
 def penetration_report(checkpoint: str, num_samples: int = 100, batch_size: int = 16,
                        device: str = "cpu", tol_mm: float = 1.0, timing_repeats: int = 1) -> dict:
     """Run a checkpoint on the synthetic test split and measure interpenetration before and
-    after :func:`runtime.penetration.resolve` (module docstring; ``timing_repeats``: the
+    after :func:`pipeline.penetration.resolve` (module docstring; ``timing_repeats``: the
     times are the minimum over that many calls).
 
     Returns:
         ``{"summary": summarise(rows), "rows": [sample_row dicts], "checkpoint": str}``.
     """
-    from ..runtime.reconstructor import HandReconstructor
-    from ..training.data_setup import build_test_set
+    from ..network.reconstructor import HandReconstructor
+    from ..data.splits import build_test_set
 
     rec = HandReconstructor.from_checkpoint(checkpoint, device=device)
     cfg = dict(rec.config)

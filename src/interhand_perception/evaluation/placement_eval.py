@@ -2,14 +2,19 @@
 
 Rendered frames with known hands (:mod:`evaluation.placement_frames`: 640 x 480, fx = 600,
 hands at chosen distances) go through a reconstruction method exactly as the node runs it
-(``runtime.methods``: ``method(rgb, intrinsics, t) -> (FrameResult, report)``; valid hands =
+(``pipeline.methods``: ``method(rgb, intrinsics, t) -> (FrameResult, report)``; valid hands =
 confidence >= ``min_confidence``), in up to three settings:
 
 * ``known``: the true intrinsics (a calibrated camera, ``camera_info``);
 * ``assumed``: ``placement.assumed_intrinsics`` (60 deg horizontal field of view, fx = 554 px
   at 640 px: 7.6% below the true 600);
 * ``depth``: the ``known`` result refined with the aligned depth image, as the node does
-  (``runtime.refine.OutputRefiner``, smoothing off).
+  (``pipeline.postprocess.PostProcessor``, smoothing off);
+* ``oracle``: not a method but the floor of the detector's pixels: for every hand the detector
+  found (the method's report ``landmarks2d``), the *true* 3D hand (true shape and pose) placed
+  by a robust translation-only fit to the detector's 21 pixels with the true intrinsics. No
+  method that places the hand from those pixels does better than a perfect 3D hand would;
+  its side is the true one.
 
 Each valid output hand is matched to a true hand by its image position (the output's
 joints projected with the intrinsics it was placed with, against the true joints' pixels;
@@ -36,7 +41,7 @@ import numpy as np
 from ..hand_model.joints import SIDES
 from .placement_frames import CameraSpec, EvalFrame, frame_plan, render_frame
 
-SETTINGS: tuple[str, ...] = ("known", "assumed", "depth")
+SETTINGS: tuple[str, ...] = ("known", "assumed", "depth", "oracle")
 DEFAULT_EDGES: tuple[float, ...] = (0.3, 0.45, 0.6, 0.8, 1.0, 1.2)
 
 
@@ -143,6 +148,57 @@ def match_outputs(out2d: Sequence[np.ndarray], true2d: Sequence[np.ndarray], max
     return best
 
 
+def place_translation(points: np.ndarray, pixels: np.ndarray, intrinsics: Any, iterations: int = 5) -> np.ndarray:
+    """Translation that best puts rigid points on pixels (robust, linear pinhole equations).
+
+    Args:
+        points: (N, 3) the hand in the camera's orientation, any origin (m).
+        pixels: (N, 2) where they are seen (px).
+        intrinsics: ``fx, fy, cx, cy``.
+    Returns:
+        (3,) T such that ``points + T`` projects onto ``pixels``: least squares of
+        ``fx (T_x + X_x) = (u - cx)(T_z + X_z)`` (and y), reweighted ``iterations`` times with
+        Huber weights at 1.5 x the median pixel residual (at least 1 px).
+    """
+    x = np.asarray(points, np.float64)
+    du = np.asarray(pixels, np.float64) - (intrinsics.cx, intrinsics.cy)
+    n = len(x)
+    a = np.zeros((2 * n, 3))
+    a[0::2, 0], a[1::2, 1] = intrinsics.fx, intrinsics.fy
+    a[0::2, 2], a[1::2, 2] = -du[:, 0], -du[:, 1]
+    b = np.empty(2 * n)
+    b[0::2] = du[:, 0] * x[:, 2] - intrinsics.fx * x[:, 0]
+    b[1::2] = du[:, 1] * x[:, 2] - intrinsics.fy * x[:, 1]
+    w = np.ones(n)
+    for _ in range(iterations):
+        ww = np.repeat(np.sqrt(w), 2)
+        t = np.linalg.lstsq(a * ww[:, None], b * ww, rcond=None)[0]
+        r = np.linalg.norm(project_with(x + t, intrinsics) - pixels, axis=1)
+        s = max(1.5 * float(np.median(r)), 1.0)
+        w = np.where(r < s, 1.0, s / np.maximum(r, 1e-12))
+    return t
+
+
+def oracle_records(frame: EvalFrame, landmarks2d: Sequence[np.ndarray], intrinsics: Any) -> list[HandRecord]:
+    """Hand records of the ``oracle`` setting: each true hand matched to a detection (by image
+    position) is the true 3D hand placed on that detection's pixels (:func:`place_translation`)."""
+    truth = [k for k in range(2) if frame.present[k]]
+    t2d = true_pixels(frame)
+    match = match_outputs(list(landmarks2d), [t2d[k] for k in truth])
+    records = []
+    for t, k in enumerate(truth):
+        gt = frame.joints[k]
+        rec = HandRecord(frame=frame.index, distance=frame.distance, true_side=SIDES[k], true_z=float(gt[0, 2]))
+        hit = [o for o, tt in match.items() if tt == t]
+        if hit:
+            wrist = place_translation(gt - gt[0], landmarks2d[hit[0]], intrinsics)
+            rec.found, rec.side, rec.confidence = True, SIDES[k], 1.0
+            rec.wrist_err_mm = 1000.0 * float(np.linalg.norm(wrist - gt[0]))
+            rec.depth_err_pct = 100.0 * float((wrist[2] - gt[0, 2]) / gt[0, 2])
+        records.append(rec)
+    return records
+
+
 def score_frame(frame: EvalFrame, placed: Any, valid: np.ndarray, confidence: np.ndarray,
                 intrinsics: Any) -> tuple[list[HandRecord], int]:
     """Hand records of one frame's output (``PlacedHands``, valid (2,), confidence (2,)),
@@ -203,7 +259,7 @@ def evaluate_placement(method: Callable, faces: dict | None = None, edges: Seque
     """Evaluate a method's 3D placement on rendered frames (module docstring).
 
     Args:
-        method: ``method(rgb, intrinsics, t) -> (FrameResult, report)`` (``runtime.methods``).
+        method: ``method(rgb, intrinsics, t) -> (FrameResult, report)`` (``pipeline.methods``).
         faces: {side: (F, 3)} of the method's hand models (needed for ``depth``).
         edges: distance bin edges (m); frames are spread evenly over each bin.
         frames_per_bin, single_per_bin: two-hand and one-hand frames per bin.
@@ -222,8 +278,8 @@ def evaluate_placement(method: Callable, faces: dict | None = None, edges: Seque
     from dataclasses import asdict
 
     from ..data.synthetic import load_models
-    from ..runtime.placement import Intrinsics, assumed_intrinsics
-    from ..runtime.refine import OutputRefiner, RefineConfig
+    from ..pipeline.placement import Intrinsics, assumed_intrinsics
+    from ..pipeline.postprocess import PostProcessor, PostConfig
 
     bad = [s for s in settings if s not in SETTINGS]
     if bad:
@@ -233,7 +289,7 @@ def evaluate_placement(method: Callable, faces: dict | None = None, edges: Seque
     models = models if models is not None else load_models()
     w, h = camera.width, camera.height
     known = Intrinsics(camera.focal, camera.focal, w / 2.0, h / 2.0, w, h)
-    intr = {"known": known, "depth": known, "assumed": assumed_intrinsics(w, h, hfov_deg)}
+    intr = {"known": known, "depth": known, "oracle": known, "assumed": assumed_intrinsics(w, h, hfov_deg)}
     results = {s: SettingResult(s) for s in settings}
     plan = frame_plan(edges, frames_per_bin, single_per_bin)
     t0 = time.perf_counter()
@@ -241,14 +297,19 @@ def evaluate_placement(method: Callable, faces: dict | None = None, edges: Seque
         frame = render_frame(index, distance, hands, seed=seed, camera=camera, models=models)
         cache: dict = {}
         for s in settings:
-            base = "known" if s == "depth" else s
+            base = "known" if s in ("depth", "oracle") else s
             if base not in cache:
-                cache[base] = method(frame.rgb, intr[base], float(index))[0]
-            out = cache[base]
+                cache[base] = method(frame.rgb, intr[base], float(index))
+            out, report = cache[base]
+            if s == "oracle":
+                if "landmarks2d" not in report:
+                    raise ValueError("the oracle setting needs a method whose report has the detector's landmarks2d")
+                results[s].hands += oracle_records(frame, report["landmarks2d"], known)
+                continue
             valid = out.confidence >= min_confidence
             placed = out.placed
             if s == "depth" and valid.any():
-                refiner = OutputRefiner(RefineConfig(smoothing=False), faces)
+                refiner = PostProcessor(PostConfig(smoothing=False), faces)
                 placed = refiner(out, valid, float(index), known, frame.depth)[0].placed
             recs, fp = score_frame(frame, placed, valid, out.confidence, intr[s])
             results[s].hands += recs
@@ -270,13 +331,13 @@ LEGACY_FIT = {"fit_world_scale": False, "sigma_size": 0.0}
 
 def keypoint_fit_method(legacy: bool = False, mano_dir: str | None = None, label_weight: float = 0.5
                         ) -> tuple[Any, dict, MemoDetector]:
-    """The node's default method (``runtime.methods.KeypointFitMethod``) on a memoising
+    """The node's default method (``pipeline.methods.KeypointFitMethod``) on a memoising
     MediaPipe detector: (method, {side: faces}, detector). ``legacy``: the fit and side
     decision as they were before issue 10 (:data:`LEGACY_FIT`, MediaPipe's labels)."""
     from ..detection import MediaPipeHands
     from ..fitting import FitConfig
     from ..hand_model import load_hand_model
-    from ..runtime.methods import KeypointFitMethod
+    from ..pipeline.methods import KeypointFitMethod
 
     models = {s: load_hand_model(s, mano_dir) for s in SIDES}
     detector = MemoDetector(MediaPipeHands())

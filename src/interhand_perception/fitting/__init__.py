@@ -2,10 +2,11 @@
 
 :mod:`.twist_swing` gives an analytic start (twist-swing inverse kinematics), :mod:`.keypoint_fit`
 refines it against pixels and metric landmarks and returns camera-frame meshes
-(:func:`fit_hands`, :func:`to_placed_hands` for the ROS node). See docs/keypoint_fit.md.
+(:func:`fit_hands`; ``pipeline.placement.to_placed_hands`` turns them into the pipeline's
+``PlacedHands``). See docs/keypoint_fit.md.
 """
-from .keypoint_fit import FitConfig, FitResult, fit_hands, fit_keypoints, to_placed_hands
+from .keypoint_fit import FitConfig, FitResult, fit_hands, fit_keypoints
 from .twist_swing import HandSkeleton, ik_axis_angle, skeleton_from_model, twist_swing_ik
 
 __all__ = ["FitConfig", "FitResult", "HandSkeleton", "fit_hands", "fit_keypoints", "ik_axis_angle",
-           "skeleton_from_model", "to_placed_hands", "twist_swing_ik"]
+           "skeleton_from_model", "twist_swing_ik"]

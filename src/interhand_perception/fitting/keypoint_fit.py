@@ -41,7 +41,7 @@ joints are evaluated per iteration; the mesh once at the end.
 Start: ``k_w`` from the ratio of summed bone lengths (model at zero betas / world landmarks),
 betas from the scaled bone lengths (clamped), then the pixels lifted to 3D: the wrist-relative
 world landmarks are placed by the linear least squares of ``fx (T_x + X_x) = (u - cx) (T_z +
-X_z)`` (and y; as ``runtime.placement`` does) and each pixel is back-projected to its
+X_z)`` (and y; as ``pipeline.placement`` does) and each pixel is back-projected to its
 landmark's depth (a pixel far from its placed landmark, more than 3 times the median, keeps
 the landmark). Twist-swing (:mod:`twist_swing`) on these points gives a pose that agrees
 with the pixels and takes only the depths from the world landmarks; ``T`` is solved again
@@ -61,8 +61,6 @@ import torch
 from ..hand_model import lbs as L
 from ..hand_model.joints import SIDES
 from ..hand_model.pose_prior import pose_limits
-from ..hand_model.rotation_np import axis_angle_to_matrix, axis_angle_to_quaternion
-from ..runtime.placement import PlacedHands
 from .scale import metric_size_prior, world_scale_start
 from .twist_swing import (CAT_TO_OUTPUT, OUTPUT_FROM_CAT, HandSkeleton, Kinematics, fit_betas_to_bones,
                           forward_kinematics, kabsch, model_hand_pose, skeleton_from_model, twist_swing_ik)
@@ -510,7 +508,7 @@ def fit_hands(detections: Mapping[str, Detection], intrinsics: Any, hand_models:
             (21, 3) metres, score), or an object with ``landmarks2d``, ``world``, ``score``
             (``HandDetection``); ``JOINT_NAMES`` (MediaPipe) order. Sides are the subject's
             hands. Non-finite values raise ValueError (filter such detections first).
-        intrinsics: ``(fx, fy, cx, cy)`` or ``runtime.placement.Intrinsics``.
+        intrinsics: ``(fx, fy, cx, cy)`` or ``pipeline.placement.Intrinsics``.
         hand_models: side -> ``HandModel`` (MANO or built-in; any vertex count).
         iterations: overrides ``config.iterations``.
         config: weights and solver settings (defaults: :class:`FitConfig`).
@@ -567,34 +565,3 @@ def fit_hands(detections: Mapping[str, Detection], intrinsics: Any, hand_models:
             L.matrix_to_axis_angle(st.world_rot)[0].numpy(),
             world_scale=1.0 if st.world_scale is None else float(st.world_scale[0]))
     return out
-
-
-def to_placed_hands(fits: Mapping[str, FitResult], depth_from: str = "camera_info") -> PlacedHands:
-    """Both fitted hands as ``runtime.placement.PlacedHands`` (index 0 left, 1 right).
-
-    The fit is already metric and in the camera frame, so nothing goes through DIR's
-    weak-perspective camera. A side missing from ``fits`` is filled with zeros (identity
-    rotation); the caller marks it invalid (``valid = [s in fits for s in SIDES]``).
-
-    Args:
-        fits: side -> :class:`FitResult` (at least one side).
-        depth_from: "camera_info" or "assumed" (where the intrinsics came from).
-    """
-    if not fits:
-        raise ValueError("to_placed_hands needs at least one fitted hand")
-    num_verts = next(iter(fits.values())).vertices.shape[0]
-    joints = np.zeros((2, 21, 3))
-    verts = np.zeros((2, num_verts, 3), dtype=np.float32)
-    orient = np.zeros((2, 3))
-    for i, side in enumerate(SIDES):
-        if side in fits:
-            f = fits[side]
-            if f.vertices.shape[0] != num_verts:
-                raise ValueError("both hand models must have the same number of vertices")
-            joints[i], verts[i], orient[i] = f.joints, f.vertices, f.global_orient
-    wrist = joints[:, 0].copy()
-    quat = axis_angle_to_quaternion(orient)
-    return PlacedHands(joints=joints, vertices=verts, wrist=wrist,
-                       wrist_rotation=axis_angle_to_matrix(orient),
-                       wrist_quaternion=np.concatenate([quat[:, 1:], quat[:, :1]], axis=1),
-                       right_minus_left=wrist[1] - wrist[0], depth_from=depth_from)

@@ -91,7 +91,7 @@ def two_hands_msg(header: Header, frame, valid: np.ndarray, include_vertices: bo
 
     Args:
         header: the input image's header (stamp and frame_id are copied).
-        frame: a :class:`~interhand_perception.runtime.pipeline.FrameResult` (``placed``,
+        frame: a :class:`~interhand_perception.pipeline.frame.FrameResult` (``placed``,
             ``confidence``, ``pose``, ``betas``).
         valid: (2,) bool, left and right.
         include_vertices: fill ``Hand.vertices``.
@@ -124,7 +124,7 @@ def hand_transforms(header: Header, placed, valid: np.ndarray, prefix: str = "",
 
     Args:
         header: the input image's header (parent frame = its frame_id, stamp copied).
-        placed: :class:`~interhand_perception.runtime.placement.PlacedHands`.
+        placed: :class:`~interhand_perception.pipeline.placement.PlacedHands`.
         valid: (2,) bool.
     Returns:
         list of geometry_msgs/TransformStamped.

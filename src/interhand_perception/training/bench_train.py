@@ -29,12 +29,15 @@ from pathlib import Path
 
 import torch
 
+from ..data.splits import build_train_set
+from ..devices import resolve_device
+from ..dir_net.build import build_model
 from ..paths import REPO_ROOT
 from .config import load_run_config
-from .data_setup import build_model, build_train_set, mesh_tensors
+from .data_setup import mesh_tensors
 from .losses import LossWeights, logs_to_floats
 from .trainer import (Runtime, compiled_forward_and_loss, cosine_with_warmup, forward_and_loss, make_loader,
-                      make_optimizer, prepare_model, resolve_device, resolve_runtime, to_device, train_step)
+                      make_optimizer, prepare_model, resolve_runtime, to_device, train_step)
 
 DEFAULT_CONFIG = REPO_ROOT / "configs" / "demo_r18_128.yaml"
 OLD_DEFAULT_WORKERS = 2  # data.num_workers before "auto" existed

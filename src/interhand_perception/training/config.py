@@ -87,15 +87,6 @@ CHOICES = {
 }
 #: ``train.compile`` values: off, on (torch.compile's default mode), or a torch.compile mode.
 COMPILE_MODES = (False, True, "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
-#: Keys of the ``model`` section that configure a run, not the network (not DIRConfig fields).
-RUN_MODEL_KEYS = ("backbone_weights",)
-
-
-def network_section(model_cfg: dict) -> dict:
-    """The ``model`` section without :data:`RUN_MODEL_KEYS`: the arguments of ``DIRConfig``."""
-    return {k: v for k, v in model_cfg.items() if k not in RUN_MODEL_KEYS}
-
-
 def _check_runtime_keys(cfg: dict) -> None:
     """Types of the performance keys (num_workers, prefetch_factor, channels_last, compile, ...)."""
     d, t = cfg["data"], cfg["train"]
@@ -152,6 +143,7 @@ def validate_run_config(cfg: dict) -> dict:
         raise ValueError("config 'data.root' must point at the InterHand2.6M folder when data.kind is interhand26m")
     _check_runtime_keys(cfg)
     from ..dir_net import DIRConfig  # validates model keys and values
+    from ..dir_net.build import network_section
     from .losses import LossWeights
 
     DIRConfig.from_dict(network_section(cfg["model"]))

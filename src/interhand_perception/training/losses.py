@@ -52,9 +52,9 @@ import torch
 import torch.nn.functional as F
 
 from ..hand_model.joints import SIDES
+from ..dir_net.inputs import UNIT
 from ..hand_model.lbs import batch_rodrigues, rot6d_to_matrix
 
-UNIT = 0.15  # metres: the release normalises 3D coordinates and the offset by 0.15 m
 
 
 @dataclass

@@ -40,19 +40,14 @@ import yaml
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
-from .checkpoint import load_train_state, read_checkpoint, save_checkpoint, save_train_state
+from ..data.splits import build_test_set, build_train_set
+from ..devices import resolve_device
+from ..dir_net.build import build_model
+from ..dir_net.checkpoint import read_checkpoint, save_checkpoint
+from .checkpoint import load_train_state, save_train_state
 from .curves import plot_curves
-from .data_setup import build_model, build_test_set, build_train_set, load_backbone_weights, mesh_tensors
+from .data_setup import load_backbone_weights, mesh_tensors
 from .losses import LossWeights, dir_loss_terms, logs_to_floats
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` -> CUDA when available else CPU; ``cuda`` without a GPU is an error."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' requested but no CUDA GPU is available (torch.cuda.is_available() is False); use 'cpu' or 'auto'")
-    return torch.device(name)
 
 
 def setup_distributed(device_name: str) -> tuple[int, int, torch.device]:

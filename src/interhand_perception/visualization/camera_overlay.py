@@ -1,7 +1,7 @@
 """Hands placed in the camera frame, drawn over the full camera image and from the side.
 
 Unlike ``overlay.py`` (DIR's crop and weak perspective), these take metric hands in the camera
-frame (``runtime.placement.PlacedHands`` or plain arrays) and project them with the real
+frame (``pipeline.placement.PlacedHands`` or plain arrays) and project them with the real
 intrinsics, so a picture shows exactly what the node publishes.
 """
 from __future__ import annotations

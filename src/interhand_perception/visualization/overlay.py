@@ -85,7 +85,7 @@ def overlay_two_hands(image: np.ndarray, result, faces: dict, alpha: float = 0.6
 
     Args:
         image: (S', S', 3) uint8 RGB crop (any size; points are rescaled from the network size).
-        result: ``runtime.TwoHandResult``.
+        result: ``network.TwoHandResult``.
         faces: ``{side: (F, 3)}``.
     """
     scale = image.shape[0] / result.crop_size

@@ -1,13 +1,13 @@
-"""After placement: depth fusion, interpenetration, temporal filtering (ROS-free).
+"""After the method: depth fusion, smoothing, interpenetration (ROS-free).
 
 The per-frame order, and why:
 
 1. **depth** (optional aligned depth image): each hand is moved along its viewing ray to the
-   distance the sensor measures (``runtime.depth``); the image projection does not change;
-2. **filtering** (One Euro, ``runtime.filtering``): joints, mesh, wrist position and orientation
+   distance the sensor measures (``pipeline.depth``); the image projection does not change;
+2. **smoothing** (One Euro, ``pipeline.smoothing``): joints, mesh, wrist position and orientation
    are smoothed per hand, identities kept per side, a hand unseen for ``timeout_s`` becomes
    invalid;
-3. **interpenetration** (``runtime.penetration``): measured on every output; with
+3. **interpenetration** (``pipeline.penetration``): measured on every output; with
    ``resolve=True`` the two hands are moved apart (half each) until no vertex is deeper than
    1 mm inside the other hand. Last, so that what is published does not interpenetrate.
 """
@@ -19,14 +19,14 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from .depth import apply_depth, depth_shifts
-from .filtering import HandTracks
+from .smoothing import HandTracks
 from .penetration import measure_penetration, resolve
 from .placement import Intrinsics
 
 
 @dataclass(frozen=True)
-class RefineConfig:
-    """Switches and parameters of :class:`OutputRefiner` (see the node parameters)."""
+class PostConfig:
+    """Switches and parameters of :class:`PostProcessor` (see the node parameters)."""
 
     smoothing: bool = True
     min_cutoff: float = 1.0     # Hz: lower = smoother when still, more lag
@@ -36,15 +36,15 @@ class RefineConfig:
     resolve_penetration: bool = False
 
 
-class OutputRefiner:
+class PostProcessor:
     """Depth, filtering and interpenetration for a stream of frames (keeps filter state).
 
     Args:
-        config: :class:`RefineConfig`.
+        config: :class:`PostConfig`.
         faces: {side: (F, 3)} triangles of the hand models.
     """
 
-    def __init__(self, config: RefineConfig, faces: dict):
+    def __init__(self, config: PostConfig, faces: dict):
         self.config = config
         self.faces = faces
         self.tracks = HandTracks(min_cutoff=config.min_cutoff, beta=config.beta, d_cutoff=config.d_cutoff,
@@ -52,7 +52,7 @@ class OutputRefiner:
 
     def __call__(self, frame, valid: np.ndarray, t: float, intrinsics: Intrinsics,
                  depth: np.ndarray | None = None) -> tuple[object, np.ndarray, dict]:
-        """Refine one frame.
+        """Post-process one frame.
 
         Args:
             frame: a ``pipeline.FrameResult`` (its ``placed`` is replaced, nothing else).

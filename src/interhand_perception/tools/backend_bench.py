@@ -11,7 +11,7 @@ measured apart: in PyTorch by timing ``model.decode`` inside the forward pass, f
 with the decoder alone exported as a small graph, run 3 times (once per stage), as it would be
 if the hand model were a separate graph.
 
-Run: ``python -m interhand_perception.deploy.backend_bench --threads 1 --repeats 200``.
+Run: ``python -m interhand_perception.tools.backend_bench --threads 1 --repeats 200``.
 """
 from __future__ import annotations
 
@@ -29,8 +29,9 @@ import torch
 
 from ..data.crop import crop_image
 from ..paths import DEMO_WEIGHTS
-from .export_onnx import export_model, file_sha256, parity_images
-from ..runtime.placement import Intrinsics, place_hands
+from ..network.export_onnx import export_model, file_sha256
+from ..network.parity import parity_images
+from ..pipeline.placement import Intrinsics, place_hands
 
 STAGES = ("crop", "preprocess", "network", "postprocess", "placement", "total")
 
@@ -66,7 +67,7 @@ def torch_variant(model, preprocess: Callable, postprocess: Callable) -> Callabl
 
 def ort_variant(backend) -> tuple:
     """Stage functions of an ``OnnxRuntimeBackend`` (the adapter counts as postprocess)."""
-    from .export_onnx import onnx_outputs_to_pred
+    from ..network.export_onnx import onnx_outputs_to_pred
 
     return (backend.preprocess, backend.run,
             lambda outs: backend.postprocess(onnx_outputs_to_pred(outs, backend.output_names)), None)
@@ -76,8 +77,8 @@ def decoder_session(model, path: Path, threads: int, batched: bool):
     """An ONNX Runtime session of ``model.decode`` alone: (session, feed) for one frame."""
     import onnxruntime as ort
 
-    from .fast_inference import BatchedDecoder
-    from .inference_backends import session_options
+    from ..network.fast_inference import BatchedDecoder
+    from ..network.backends import session_options
 
     decoder = BatchedDecoder(model.config, dict(model.hand_models.items())) if batched else model.decode
 
@@ -98,8 +99,8 @@ def decoder_session(model, path: Path, threads: int, batched: bool):
 
 def build_variants(checkpoint, threads: int, workdir: Path) -> dict:
     """name -> (preprocess, network, postprocess, decode timer or None)."""
-    from .inference_backends import make_backend
-    from ..runtime.reconstructor import HandReconstructor
+    from ..network.factory import make_backend
+    from ..network.reconstructor import HandReconstructor
 
     torch.set_num_threads(threads)
     plain = HandReconstructor.from_checkpoint(checkpoint, device="cpu")

@@ -1,6 +1,6 @@
 """Depth fusion: correct the depth of the placed hands with an aligned depth image (ROS-free).
 
-Why. :mod:`runtime.placement` gets each hand's depth from its apparent size, assuming the size
+Why. :mod:`pipeline.placement` gets each hand's depth from its apparent size, assuming the size
 the hand model predicts; a hand 10% larger than predicted is placed 10% too close, every point
 off by the same factor. A depth camera measures that distance.
 
@@ -45,7 +45,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .image_input import InputError, _check_size, checked_rows
+from .decode import InputError, _check_size, checked_rows
 from .placement import Intrinsics, PlacedHands, project_points
 
 #: Encodings accepted by :func:`depth_to_metres`: name -> (bytes per pixel, scale to metres).
@@ -59,7 +59,7 @@ def depth_to_metres(data: Any, width: int, height: int, encoding: str, step: int
                     max_height: int = 8192) -> np.ndarray:
     """Raw ``sensor_msgs/Image`` depth fields -> metres.
 
-    Checks as :func:`~runtime.image_input.image_to_rgb`, in order: empty size, size limits
+    Checks as :func:`~pipeline.decode.image_to_rgb`, in order: empty size, size limits
     (before any allocation), encoding, ``step`` against the width, ``len(data) == step * height``.
     Row padding is skipped; ``is_bigendian`` gives the byte order of both encodings.
 

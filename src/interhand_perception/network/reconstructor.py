@@ -16,12 +16,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..data.dataset import normalise_batch
+from ..devices import resolve_device
+from ..dir_net.build import build_model
+from ..dir_net.checkpoint import read_checkpoint
+from ..dir_net.inputs import UNIT, normalise_batch
 from ..dir_net.release_blocks import robust_rot6d_to_matrix
 from ..hand_model.joints import JOINT_NAMES, SIDES
 from ..hand_model.lbs import matrix_to_axis_angle, rot6d_to_matrix
-from ..training.checkpoint import read_checkpoint
-from ..training.losses import UNIT
 
 
 @dataclass
@@ -133,9 +134,6 @@ class HandReconstructor:
                 was trained with when it is the built-in one, and errors clearly when it was MANO.
             precision: "fp32" or "fp16" (fp16 only on CUDA).
         """
-        from ..training.data_setup import build_model
-        from ..training.trainer import resolve_device
-
         state, info = read_checkpoint(path)
         cfg = info["config"]
         trained_with = set(info.get("hand_models", {}).values())

@@ -32,7 +32,7 @@ import cv2
 import numpy as np
 
 from ..paths import DEMO_WEIGHTS, NODE_CONFIG
-from ..runtime.image_input import rgb_to_image_data
+from ..pipeline.decode import rgb_to_image_data
 
 SIDES = ("left", "right")
 

@@ -1,7 +1,7 @@
 """The two reconstruction methods behind one call (ROS-free): DIR, and keypoint fitting.
 
 Both take an RGB frame, its intrinsics and its time, and return a
-:class:`~interhand_perception.runtime.pipeline.FrameResult` (hands in metres in the camera
+:class:`~interhand_perception.pipeline.frame.FrameResult` (hands in metres in the camera
 frame, confidence, pose and shape per hand) plus a small report; the node, ``interhand infer``
 and the tests call them alike.
 
@@ -29,7 +29,7 @@ import numpy as np
 
 from ..hand_model.joints import SIDES
 from ..paths import file_sha256
-from .pipeline import FrameProcessor, FrameResult
+from .frame import FrameProcessor, FrameResult
 from .placement import Intrinsics
 
 #: A DIR hand that the detector did not see is valid only above this confidence. The demo
@@ -192,13 +192,14 @@ class KeypointFitMethod:
 
     def __call__(self, rgb: np.ndarray, intrinsics: Intrinsics, t: float) -> tuple[FrameResult, dict]:
         from ..detection import find_two_hands
-        from ..fitting import to_placed_hands
+        from .placement import to_placed_hands
 
         t0 = time.perf_counter()
         found = find_two_hands(self.detector, rgb, mirrored=False, config=self.search)
         t1 = time.perf_counter()
         hands = [h for h in found.hands if np.isfinite(h.landmarks2d).all() and np.isfinite(h.world).all()]
-        report = {"box": found.box, "found": len(hands), "reason": found.reason, "detect_ms": (t1 - t0) * 1e3}
+        report = {"box": found.box, "found": len(hands), "reason": found.reason, "detect_ms": (t1 - t0) * 1e3,
+                  "landmarks2d": [h.landmarks2d for h in hands]}
         if not hands:
             return _empty_frame(self.num_vertices, found.box), report
         fits, why = self._fit(hands, intrinsics, pair=len(hands) == 2)
@@ -229,9 +230,10 @@ def file_id(path: str) -> str:
 
 
 def load_network(p):
-    """The network runtime (``deploy.inference_backends``) of the parameters, or
+    """The network runtime (``network.backends``) of the parameters, or
     :class:`MethodUnavailable` saying why not. Returns (backend, kind used)."""
-    from ..deploy.inference_backends import BackendUnavailable, make_backend, resolve_kind
+    from ..network.backends import BackendUnavailable
+    from ..network.factory import make_backend, resolve_kind
 
     kind = resolve_kind(p.backend, p.device)
     try:
@@ -242,7 +244,7 @@ def load_network(p):
 
 
 def build_method(p) -> tuple:
-    """(method, hand_models, model_id, device name) for validated node parameters (``ros.params``).
+    """(method, hand_models, model_id, device name) for validated node parameters (``pipeline.config``).
 
     Raises:
         MethodUnavailable: the weights, hand model or detector cannot be loaded (says why).

@@ -6,10 +6,10 @@ wrapper and tests and benchmarks call exactly the same code:
 1. crop: the square the hands are in (``crop_mode``: centred square, whole image letterboxed,
    or a fixed ROI; DIR has no detector, the hands must fill that square), resized to the
    network's input size;
-2. network: :class:`~interhand_perception.runtime.reconstructor.HandReconstructor`;
+2. network: :class:`~interhand_perception.network.reconstructor.HandReconstructor`;
 3. checks: any non-finite number in the output is an :class:`InputError` (kind "non_finite"),
    never a published NaN;
-4. placement: :func:`~interhand_perception.runtime.placement.place_hands` puts each hand in
+4. placement: :func:`~interhand_perception.pipeline.placement.place_hands` puts each hand in
    the camera frame from the intrinsics, the crop box and the weak-perspective camera.
 """
 from __future__ import annotations
@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..data.crop import crop_image
-from .image_input import InputError
+from .decode import InputError
 from .placement import Intrinsics, PlacedHands, crop_box, place_hands
 
 
@@ -72,7 +72,7 @@ class FrameProcessor:
             ``__call__(crop (S, S, 3) uint8) -> TwoHandResult``).
         crop_mode: "center", "full" or "roi".
         crop_roi: ``(cx, cy, side)`` pixels, for "roi".
-        placement: "pair" or "per_hand" (see ``runtime.placement``).
+        placement: "pair" or "per_hand" (see ``pipeline.placement``).
     """
 
     def __init__(self, reconstructor, crop_mode: str = "center", crop_roi=None, placement: str = "pair"):

@@ -150,7 +150,7 @@ def calibration_images(count: int, img_size: int, seed: int = 0) -> np.ndarray:
 def images_to_input(images: np.ndarray) -> np.ndarray:
     """RGB uint8 (B, S, S, 3) -> the graph input ``images``: (B, 3, S, S) float32, ImageNet-
     normalised (``export_onnx``'s interface; the same numbers as at run time)."""
-    from .inference_backends import normalise_images
+    from .backends import normalise_images
 
     return normalise_images(np.asarray(images))
 
@@ -443,12 +443,3 @@ def load_or_build(onnx_path: str | os.PathLike, cache_dir: str | os.PathLike = D
         raise RuntimeError(f"the engine just built ({built}) does not load: {why}")
     return engine
 
-
-def __getattr__(name: str):
-    """``TensorRTBackend`` / ``prepare_engine`` on first access (PEP 562): that module needs torch
-    and the ONNX export; this one stays light for the cache logic and its tests."""
-    if name in ("TensorRTBackend", "prepare_engine", "PreparedEngine"):
-        from . import tensorrt_backend
-
-        return getattr(tensorrt_backend, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

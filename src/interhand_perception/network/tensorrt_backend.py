@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from .export_onnx import INPUT_NAME, ensure_onnx, file_sha256, onnx_outputs_to_pred, read_metadata
-from .inference_backends import NetworkBackend, _ConfigOnly, as_batch, check_onnx_matches, cuda_index, normalise_images
+from .backends import NetworkBackend, _ConfigOnly, as_batch, check_onnx_matches, cuda_index, normalise_images
 from .tensorrt_engine import (DEFAULT_CACHE_DIR, PRECISIONS, Progress, current_gpu_name, engine_location,
                               import_tensorrt, load_or_build)
 
@@ -106,7 +106,7 @@ class TensorRTBackend(NetworkBackend):
                  cache_dir: str | os.PathLike = DEFAULT_CACHE_DIR, max_batch: int = 1, workspace_gb: float = 2,
                  int8_calibration_images=None, progress: Progress | None = print,
                  onnx_cache_dir: str | os.PathLike | None = None) -> None:
-        from ..runtime.reconstructor import HandReconstructor
+        from .reconstructor import HandReconstructor
 
         trt = import_tensorrt()  # first: the clear errors before any work
         dev = cuda_device(device)

@@ -1,7 +1,7 @@
 """``interhand infer PATH``: the node's processing on an image, a folder of images or a video.
 
-Each frame goes through exactly what ``hands_node`` runs (a reconstruction method, then depth-free
-refinement: smoothing for videos, the interpenetration measure), with intrinsics from
+Each frame goes through exactly what ``hands_node`` runs (``pipeline.Pipeline``: a
+reconstruction method, then smoothing for videos and the interpenetration measure), with intrinsics from
 ``--fx/--fy/--cx/--cy`` or an assumed field of view. Outputs, in ``--out``:
 
 * images: ``<name>_hands.png`` per image ([input with meshes and skeletons | side view]);
@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from .placement import Intrinsics, assumed_intrinsics
+from ..pipeline.placement import Intrinsics, assumed_intrinsics
 
 IMAGE_EXT = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 VIDEO_EXT = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
@@ -69,18 +69,22 @@ def frame_record(source: str, t: float, frame, valid: np.ndarray, report: dict) 
             "penetration_cm3": report.get("penetration_cm3")}
 
 
-def run_infer(path: str, method, faces: dict, out_dir: str, intr_args: dict, mirrored: bool = False,
-              smoothing: bool = True, fmt: str = "json", max_frames: int | None = None,
-              min_confidence: float = 0.3, height: int = 360, show_image: bool = True) -> dict:
-    """Run ``method`` (``runtime.methods``) over PATH and write overlays + outputs; returns a summary dict."""
+def run_infer(path: str, make_pipeline, out_dir: str, intr_args: dict, fmt: str = "json",
+              max_frames: int | None = None, height: int = 360, show_image: bool = True) -> dict:
+    """Run a :class:`~interhand_perception.pipeline.pipeline.Pipeline` over PATH and write
+    overlays + outputs; returns a summary dict.
+
+    Args:
+        make_pipeline: ``make_pipeline(video: bool) -> Pipeline`` (smoothing is for videos:
+            the images of a folder are not a stream).
+    """
     from ..visualization.camera_overlay import panel
-    from .methods import unmirror
-    from .refine import OutputRefiner, RefineConfig
 
     kind, files = list_inputs(Path(path))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    refiner = OutputRefiner(RefineConfig(smoothing=smoothing and kind == "video"), faces)
+    pipeline = make_pipeline(kind == "video")
+    faces = pipeline.faces
     records, verts, writer, written = [], [], None, []
 
     def frames():
@@ -114,13 +118,9 @@ def run_infer(path: str, method, faces: dict, out_dir: str, intr_args: dict, mir
         if max_frames and n >= max_frames:
             break
         h, w = rgb.shape[:2]
-        intr = intrinsics_for(w, h, **intr_args)
-        if mirrored:
-            rgb, intr = unmirror(rgb, intr)
-        frame, report = method(rgb, intr, t)
-        valid = frame.confidence >= min_confidence
-        frame, valid, ref = refiner(frame, valid, t, intr)
-        report.update({k: v for k, v in ref.items() if k.startswith("penetration")})
+        res = pipeline(rgb, intrinsics_for(w, h, **intr_args), t)
+        frame, valid, report, rgb, intr = res.frame, res.valid, res.method, res.rgb, res.intrinsics
+        report.update({k: v for k, v in res.post.items() if k.startswith("penetration")})
         records.append(frame_record(name, t, frame, valid, report))
         verts.append(frame.placed.vertices.astype(np.float32))
         found = report.get("found")

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from .image_input import InputError
+from .decode import InputError
 from .placement import Intrinsics, assumed_intrinsics, intrinsics_from_camera_info
 
 DISTORTION_MODES: tuple[str, ...] = ("undistort", "rectified", "ignore")

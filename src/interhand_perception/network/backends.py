@@ -13,11 +13,10 @@ parameter and the post-processing is shared (``HandReconstructor.postprocess``).
 * ``"onnxruntime"``: the ONNX export of the checkpoint (``export_onnx``; exported and cached on
   first use), on the CPUExecutionProvider, or CUDA / TensorRT execution providers when ONNX
   Runtime has them. The fastest CPU path (docs/cpu_speed.md).
-* ``"tensorrt"``: ``TensorRTBackend`` of ``deploy.tensorrt_engine`` (imported only when asked).
+* ``"tensorrt"``: ``TensorRTBackend`` of ``network.tensorrt_engine`` (imported only when asked).
 """
 from __future__ import annotations
 
-import importlib
 import os
 import warnings
 from pathlib import Path
@@ -25,9 +24,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..data.dataset import IMAGENET_MEAN, IMAGENET_STD
-from ..paths import DEMO_WEIGHTS
-from ..runtime.reconstructor import as_batch
+from ..dir_net.inputs import IMAGENET_MEAN, IMAGENET_STD
+from .reconstructor import as_batch
 from .export_onnx import DEFAULT_OPSET, INPUT_NAME, ONNX_FORMAT, ensure_onnx, file_sha256, onnx_outputs_to_pred
 
 KINDS = ("pytorch", "onnxruntime", "tensorrt")
@@ -113,7 +111,7 @@ class PyTorchBackend(NetworkBackend):
                  threads: int | None = None, mano_dir: str | None = None, fast: bool = True,
                  channels_last: bool | None = None) -> None:
         from .fast_inference import optimise_for_inference
-        from ..runtime.reconstructor import HandReconstructor
+        from .reconstructor import HandReconstructor
 
         if threads:
             torch.set_num_threads(int(threads))  # process-wide: torch has one CPU thread pool
@@ -267,7 +265,7 @@ class OnnxRuntimeBackend(NetworkBackend):
                  providers: list[str] | None = None, mano_dir: str | None = None,
                  cache_dir: str | os.PathLike | None = None, opset: int = DEFAULT_OPSET, progress=None) -> None:
         from .export_onnx import read_metadata
-        from ..runtime.reconstructor import HandReconstructor
+        from .reconstructor import HandReconstructor
 
         ort = import_onnxruntime()
         rec = HandReconstructor.from_checkpoint(checkpoint, device="cpu", mano_dir=mano_dir)
@@ -301,71 +299,3 @@ class OnnxRuntimeBackend(NetworkBackend):
     def describe(self) -> str:
         threads = self.threads or "default"
         return f"onnxruntime {self.session.get_providers()[0]} ({self.precision}, {threads} threads)"
-
-
-# ----------------------------------------------------------------------------- factory
-def import_tensorrt_backend():
-    """``TensorRTBackend`` from ``deploy.tensorrt_engine`` (or ``tensorrt_backend``), imported lazily."""
-    errors = []
-    for module in ("tensorrt_engine", "tensorrt_backend"):
-        try:
-            return getattr(importlib.import_module(f".{module}", __package__), "TensorRTBackend")
-        except (ImportError, AttributeError) as exc:
-            errors.append(f"{module}: {exc}")
-    raise BackendUnavailable(f"the TensorRT backend is not available ({'; '.join(errors)})")
-
-
-def make_tensorrt(checkpoint, device: str, precision: str, onnx_path, **options) -> NetworkBackend:
-    """``TensorRTBackend(checkpoint, onnx_path=, device=, precision=, **options)`` (it exports the
-    ONNX file into the cache itself when ``onnx_path`` is None), with ImportError/RuntimeError
-    turned into :class:`BackendUnavailable`."""
-    backend_cls = import_tensorrt_backend()
-    try:
-        return backend_cls(checkpoint, onnx_path=onnx_path, device=device, precision=precision, **options)
-    except (ImportError, RuntimeError) as exc:
-        raise BackendUnavailable(f"the TensorRT backend cannot run here: {exc}") from exc
-
-
-def resolve_kind(kind: str, device: str = "auto") -> str:
-    """``"auto"`` -> "tensorrt" with a CUDA GPU and TensorRT installed, else "onnxruntime" when
-    it is installed, else "pytorch"; any other kind is returned as is."""
-    if kind != "auto":
-        return kind
-    import importlib.util
-
-    cuda = device != "cpu" and torch.cuda.is_available()
-    if cuda and importlib.util.find_spec("tensorrt") is not None:
-        return "tensorrt"
-    if importlib.util.find_spec("onnxruntime") is not None and importlib.util.find_spec("onnx") is not None:
-        return "onnxruntime"
-    return "pytorch"
-
-
-def make_backend(kind: str = "pytorch", checkpoint: str | os.PathLike | None = None, device: str = "auto",
-                 precision: str = "fp32", onnx_path: str | os.PathLike | None = None, threads: int | None = None,
-                 **options) -> NetworkBackend:
-    """The network runtime ``kind`` for a checkpoint.
-
-    Args:
-        kind: "pytorch", "onnxruntime" or "tensorrt".
-        checkpoint: ``.safetensors`` weights; None is the shipped demo model.
-        device: "auto", "cpu", "cuda" or "cuda:N".
-        precision: "fp32" or "fp16" (fp16 on CUDA only).
-        onnx_path: ONNX export to use (onnxruntime, tensorrt); None exports into the cache.
-        threads: CPU threads of the runtime (None: its default).
-        options: per kind: ``mano_dir``; pytorch ``fast``, ``channels_last``; onnxruntime
-            ``providers``, ``cache_dir``, ``opset``, ``progress``; tensorrt: passed on to
-            ``TensorRTBackend`` (``cache_dir``, ``max_batch``, ``onnx_cache_dir``, ...).
-    Raises:
-        BackendUnavailable: the runtime, provider or GPU is missing (the message says how to fix it).
-        ValueError: unknown kind, bad device/precision, or an ONNX file of another checkpoint.
-    """
-    checkpoint = checkpoint or DEMO_WEIGHTS
-    if kind == "pytorch":
-        return PyTorchBackend(checkpoint, device=device, precision=precision, threads=threads, **options)
-    if kind == "onnxruntime":
-        return OnnxRuntimeBackend(checkpoint, onnx_path=onnx_path, device=device, precision=precision,
-                                  threads=threads, **options)
-    if kind == "tensorrt":
-        return make_tensorrt(checkpoint, device, precision, onnx_path, **options)
-    raise ValueError(f"backend kind must be one of {KINDS}, got {kind!r}")

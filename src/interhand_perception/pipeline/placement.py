@@ -46,12 +46,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from ..hand_model.joints import SIDES
 from ..hand_model.rotation_np import axis_angle_to_matrix, axis_angle_to_quaternion
-from .image_input import InputError
+from .decode import InputError
 
 CROP_MODES: tuple[str, ...] = ("center", "full", "roi")
 PLACEMENTS: tuple[str, ...] = ("pair", "per_hand")
@@ -83,7 +84,7 @@ def intrinsics_from_camera_info(k: Sequence[float], image_width: int, image_heig
     as it is.
 
     Whether that camera_info fits the image (its size, binning, ROI, distortion) is decided by
-    :func:`~interhand_perception.runtime.camera_info.fit_camera_info`, which calls this.
+    :func:`~interhand_perception.pipeline.camera_info.fit_camera_info`, which calls this.
 
     Args:
         k: 9 values, row-major K.
@@ -347,3 +348,34 @@ def place_hands(result: Any, box: np.ndarray, intrinsics: Intrinsics, placement:
         right_minus_left=wrist[1] - wrist[0],
         depth_from="assumed" if intrinsics.assumed else "camera_info",
     )
+
+
+def to_placed_hands(fits: Mapping[str, Any], depth_from: str = "camera_info") -> PlacedHands:
+    """Both hands fitted by ``fitting.fit_hands`` as :class:`PlacedHands` (index 0 left, 1 right).
+
+    The fit is already metric and in the camera frame, so nothing goes through DIR's
+    weak-perspective camera. A side missing from ``fits`` is filled with zeros (identity
+    rotation); the caller marks it invalid (``valid = [s in fits for s in SIDES]``).
+
+    Args:
+        fits: side -> ``fitting.FitResult`` (at least one side).
+        depth_from: "camera_info" or "assumed" (where the intrinsics came from).
+    """
+    if not fits:
+        raise ValueError("to_placed_hands needs at least one fitted hand")
+    num_verts = next(iter(fits.values())).vertices.shape[0]
+    joints = np.zeros((2, 21, 3))
+    verts = np.zeros((2, num_verts, 3), dtype=np.float32)
+    orient = np.zeros((2, 3))
+    for i, side in enumerate(SIDES):
+        if side in fits:
+            f = fits[side]
+            if f.vertices.shape[0] != num_verts:
+                raise ValueError("both hand models must have the same number of vertices")
+            joints[i], verts[i], orient[i] = f.joints, f.vertices, f.global_orient
+    wrist = joints[:, 0].copy()
+    quat = axis_angle_to_quaternion(orient)
+    return PlacedHands(joints=joints, vertices=verts, wrist=wrist,
+                       wrist_rotation=axis_angle_to_matrix(orient),
+                       wrist_quaternion=np.concatenate([quat[:, 1:], quat[:, :1]], axis=1),
+                       right_minus_left=wrist[1] - wrist[0], depth_from=depth_from)
