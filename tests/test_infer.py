@@ -2,7 +2,7 @@
 
 Inputs are synthetic frames written by the test (an image and a 4-frame MP4 made with OpenCV),
 and, when ../shared/real_hands is present, one real photo through the default keypoint-fit
-back-end. The command runs as a user runs it (the ``interhand`` executable).
+method. The command runs as a user runs it (the ``interhand`` executable).
 """
 from __future__ import annotations
 

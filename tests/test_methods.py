@@ -1,7 +1,7 @@
-"""Both reconstruction back-ends on real photographs, and the mirrored-camera rule (ROS-free).
+"""Both reconstruction methods on real photographs, and the mirrored-camera rule (ROS-free).
 
 On the real photos of ../shared/real_hands (not in the repository; the tests skip without it or
-without MediaPipe), each back-end must return finite meshes, and every valid hand's projected
+without MediaPipe), each method must return finite meshes, and every valid hand's projected
 joints must fall inside the box of a hand that is really there (tests/data/real_hands_boxes.json,
 approximate manual boxes, grown by 25% for their inaccuracy). DIR runs with the shipped demo
 weights on MediaPipe's crop; the keypoint fit needs no weights. A blank frame gives no hand.
@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 
 from interhand_perception.paths import DEMO_WEIGHTS, REPO_ROOT
-from interhand_perception.pipeline.methods import crop_to_frame, unmirror
+from interhand_perception.dir_net.crop import crop_to_frame
+from interhand_perception.pipeline.methods import unmirror
 from interhand_perception.pipeline.placement import assumed_intrinsics, project_points
 
 PHOTOS = REPO_ROOT.parent / "shared" / "real_hands"

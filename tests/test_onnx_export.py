@@ -185,7 +185,7 @@ def test_demo_export_parity(demo_onnx):
 
 @needs_onnx
 def test_metadata_present(tiny_ckpt, tiny_onnx):
-    from interhand_perception.network.export_onnx import file_sha256
+    from interhand_perception.dir_net.checkpoint import file_sha256
 
     meta = read_metadata(tiny_onnx)
     assert meta["format"] == "interhand_perception/dir-onnx-v1"
@@ -217,7 +217,7 @@ def test_cache_reuses_the_file_and_reexports_a_changed_checkpoint(tmp_path):
     make_checkpoint(ckpt, seed=1)  # same file name, other weights
     second = ensure_onnx(ckpt, directory=cache)
     assert second != first and second.is_file()
-    from interhand_perception.network.export_onnx import file_sha256
+    from interhand_perception.dir_net.checkpoint import file_sha256
 
     assert read_metadata(second)["checkpoint_sha256"] == file_sha256(ckpt)
     second.write_bytes(b"truncated")  # a broken cache entry is exported again
@@ -290,7 +290,7 @@ def test_provider_selection():
         select_providers("tpu", "fp32", gpu)
 
 
-def test_tensorrt_and_unknown_kinds_fail_clearly(monkeypatch, tiny_ckpt):
+def test_tensorrt_and_unknown_backends_fail_clearly(monkeypatch, tiny_ckpt):
     from interhand_perception.network import factory as ib
 
     def unavailable():
@@ -307,7 +307,7 @@ def test_tensorrt_and_unknown_kinds_fail_clearly(monkeypatch, tiny_ckpt):
     monkeypatch.setattr(ib, "import_tensorrt_backend", lambda: Failing)
     with pytest.raises(BackendUnavailable, match="cannot run here: no CUDA GPU"):
         make_backend("tensorrt", tiny_ckpt, device="cuda", onnx_path="unused.onnx")
-    with pytest.raises(ValueError, match="kind"):
+    with pytest.raises(ValueError, match="backend must be one of"):
         make_backend("tflite", tiny_ckpt)
 
 

@@ -13,7 +13,7 @@ import pytest
 
 from interhand_perception.data.scene import sample_scene
 from interhand_perception.data.synthetic import SyntheticConfig, load_models, sample_rng
-from interhand_perception.evaluation.interpenetration import interpenetration_volume
+from interhand_perception.evaluation.penetration_volume import penetration_volume
 from interhand_perception.pipeline.penetration import (
     DEFAULT_TOL_MM,
     measure_penetration,
@@ -63,7 +63,7 @@ def placed_from(verts, joints) -> PlacedHands:
 
 
 def voxel_iv(verts, faces) -> float:
-    return interpenetration_volume(verts[0], faces["left"], verts[1], faces["right"])
+    return penetration_volume(verts[0], faces["left"], verts[1], faces["right"])
 
 
 def uv_sphere(radius: float, centre, n_rings: int = 30, n_seg: int = 48):

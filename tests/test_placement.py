@@ -7,11 +7,11 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from interhand_perception.data.crop import box_to_affine
 from interhand_perception.data.synthetic import SyntheticConfig, generate_sample, load_models
+from interhand_perception.dir_net.crop import box_to_affine, crop_box
 from interhand_perception.pipeline.decode import InputError
 from interhand_perception.pipeline.placement import (
-    Intrinsics, assumed_intrinsics, crop_box, depth_from_scale, intrinsics_from_camera_info,
+    Intrinsics, assumed_intrinsics, depth_from_scale, intrinsics_from_camera_info,
     place_hands, project_points, wrist_from_weak_perspective)
 
 INTR = Intrinsics(500.0, 500.0, 320.0, 240.0, 640, 480)

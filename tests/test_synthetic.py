@@ -284,7 +284,7 @@ def test_backgrounds_deterministic():
 
 
 def test_no_vertex_inside_the_other_hand(samples, models):
-    from interhand_perception.evaluation.interpenetration import points_inside_mesh
+    from interhand_perception.evaluation.penetration_volume import points_inside_mesh
 
     for s in samples[:6]:
         for k in range(2):

@@ -5,19 +5,8 @@ Docker images alike, so shipped data (the demo weights, config/, launch/) sit be
 """
 from __future__ import annotations
 
-import hashlib
-import os
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEMO_WEIGHTS = REPO_ROOT / "weights" / "demo_r18_128.safetensors"
 NODE_CONFIG = REPO_ROOT / "config" / "hands.yaml"
-
-
-def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    """Hex SHA-256 of a file's bytes (identifies checkpoints, ONNX files and engines' sources)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(chunk), b""):
-            h.update(block)
-    return h.hexdigest()

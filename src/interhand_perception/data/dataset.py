@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from ..dir_net.inputs import UNIT, normalise_image
-from .crop import to_normalised
+from ..dir_net.crop import to_normalised
 from .scene import axis_angle_to_matrix, matrix_to_axis_angle
 from .textures import motion_blur
 

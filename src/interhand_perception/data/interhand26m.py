@@ -53,7 +53,7 @@ import numpy as np
 import torch
 
 from ..hand_model.joints import SIDES
-from .crop import CROP_FILL, crop_image, crop_intrinsics, square_box, transform_points
+from ..dir_net.crop import CROP_FILL, crop_image, crop_intrinsics, square_box, transform_points
 # Re-exported: the public (and test-facing) names of the loader live on this module.
 from .interhand26m_geometry import (  # noqa: F401
     IH_HAND_OFFSET, IH_ROOT, IH_TO_OURS, NUM_IH_JOINTS, _hand_pose_for_model,

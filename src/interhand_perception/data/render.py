@@ -3,7 +3,7 @@
 Conventions: camera-frame vertices in metres (OpenCV: x right, y down, z forward), pinhole
 intrinsics ``K`` (3, 3), image of ``H x W`` pixels where pixel ``(i, j)`` (row, column) has
 its centre at ``(j + 0.5, i + 0.5)`` in the projection ``K @ X`` (pixel ``i`` covers
-``[i, i + 1)``, the crop convention of :mod:`interhand_perception.data.crop`).
+``[i, i + 1)``, the crop convention of :mod:`interhand_perception.dir_net.crop`).
 
 The rasteriser works on (triangle, pixel) candidate pairs taken from each triangle's
 bounding box, in chunks, so there is no Python loop over triangles. Depth is resolved with a

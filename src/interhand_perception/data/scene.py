@@ -10,7 +10,7 @@ from typing import NamedTuple, Sequence
 import numpy as np
 import torch
 
-from .crop import square_box
+from ..dir_net.crop import square_box
 from ..hand_model.joints import SIDES
 from .synthetic_config import SyntheticConfig
 from ..hand_model.rotation_np import axis_angle_to_matrix, matrix_to_axis_angle  # noqa: F401  (re-exported)

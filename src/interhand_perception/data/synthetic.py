@@ -39,7 +39,7 @@ import torch
 from tqdm import tqdm
 
 from .appearance import render_hands
-from .crop import crop_intrinsics
+from ..dir_net.crop import crop_intrinsics
 from .render import project
 from .scene import jittered_box, sample_scene
 from .shards import ShardReader, write_shard

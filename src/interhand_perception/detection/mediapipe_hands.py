@@ -4,7 +4,7 @@ Why this module exists: DIR has no detector; it needs a square crop in which bot
 most of the image. MediaPipe Hands (``mediapipe==0.10.14``, ``mp.solutions.hands``, the last
 release that ships its model files) finds hands in a full frame and gives 21 landmarks per hand
 in exactly our joint order (``hand_model.joints.JOINT_NAMES``: wrist, thumb CMC..tip, index,
-middle, ring, little MCP..tip), so its points feed ``data.crop.square_box`` directly.
+middle, ring, little MCP..tip), so its points feed ``dir_net.crop.square_box`` directly.
 
 Facts this wrapper encodes (checked with 0.10.14 on the real photos, see ``docs/detection.md``):
 
@@ -14,7 +14,7 @@ Facts this wrapper encodes (checked with 0.10.14 on the real photos, see ``docs/
   ``mirrored`` flag and whether we flipped the image ourselves before detection.
 * **Coordinates.** Landmarks come normalised to the processed image ([0, 1] over width and
   height); we map them back to full-frame pixels (pixel i covers [i, i + 1), as in
-  ``data.crop``). The image (or a region of it) is resized so that its longer side is
+  ``dir_net.crop``). The image (or a region of it) is resized so that its longer side is
   ``work_size`` (640 px by default) before detection: the palm detector sees a 192 x 192
   letterboxed copy anyway, big frames only cost time, and small regions are upscaled (zoom).
 * **World landmarks** are metric (metres) and hand-centred, passed on as given. Measured on
@@ -42,9 +42,10 @@ from typing import Any, Sequence
 import cv2
 import numpy as np
 
+from ..hand_model.joints import SIDES
+
 INSTALL_HINT = ('pip install --no-deps mediapipe==0.10.14 absl-py attrs flatbuffers '
                 '"protobuf>=4.25.3,<5"')
-SIDES = ("left", "right")
 
 
 class DetectorUnavailable(ImportError):

@@ -1,6 +1,6 @@
 """From hand detections in a full frame to DIR's one square crop around both hands.
 
-Why: DIR needs both hands in one square crop (side = the hands' extent / 0.8, ``data.crop``),
+Why: DIR needs both hands in one square crop (side = the hands' extent / 0.8, ``dir_net.crop``),
 but one MediaPipe pass over a full frame finds both hands of an interacting pair in only 3 of
 our 9 real two-hand photos: the palm detector suppresses a second palm that overlaps the first
 and misses occluded or border-cut hands. :func:`find_two_hands` adds passes only while no
@@ -29,7 +29,7 @@ from typing import Any, Sequence
 import cv2
 import numpy as np
 
-from ..data.crop import CROP_FILL, square_box
+from ..dir_net.crop import CROP_FILL, square_box
 from .mediapipe_hands import SIDES, HandDetection, opposite
 
 

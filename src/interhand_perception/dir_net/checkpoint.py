@@ -11,7 +11,9 @@ The resume state of a training run (optimiser, scheduler) is ``training.checkpoi
 """
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 from pathlib import Path
 
 import torch
@@ -86,3 +88,12 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
         "extra": json.loads(meta.get("extra", "{}")),
     }
     return state, info
+
+
+def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    """Hex SHA-256 of a file's bytes (identifies checkpoints, ONNX files and engines' sources)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(chunk), b""):
+            h.update(block)
+    return h.hexdigest()

@@ -18,7 +18,7 @@ from ..hand_model.joints import SIDES
 
 # ---- weak-perspective camera ------------------------------------------------------------
 #: Reference scale S0 (crop units per metre). The crop's side is the two hands' extent / 0.8
-#: (data/crop.py) and spans 2 units in [-1, 1]; a typical interacting pair spans ~0.2 m, so
+#: (dir_net/crop.py) and spans 2 units in [-1, 1]; a typical interacting pair spans ~0.2 m, so
 #: 0.2 m * S0 = 0.8 * 2 -> S0 = 8.
 CAMERA_S0 = 8.0
 #: Bound of the log-scale: s stays in (S0*e^-4, S0*e^4), approached smoothly (tanh).

@@ -1,8 +1,8 @@
 """Evaluation metrics: MPJPE / MPVPE protocols, MRRPE, MIAA, PCK / AUC and IV."""
-from .interpenetration import (
+from .penetration_volume import (
     DEFAULT_VOXEL,
-    interpenetration_volume,
-    interpenetration_volume_batch,
+    penetration_volume,
+    penetration_volume_batch,
     overlap_grid,
     points_inside_mesh,
     winding_number,
@@ -31,8 +31,8 @@ __all__ = [
     "align_root",
     "bone_length_scale",
     "evaluate_protocols",
-    "interpenetration_volume",
-    "interpenetration_volume_batch",
+    "penetration_volume",
+    "penetration_volume_batch",
     "joint_errors",
     "miaa",
     "mpjpe",

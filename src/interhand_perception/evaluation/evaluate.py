@@ -23,7 +23,7 @@ from tqdm import tqdm
 from ..dir_net.inputs import UNIT, normalise_batch
 from ..hand_model.joints import SIDES
 from .handedness import downsample_seg, handedness_summary
-from .interpenetration import interpenetration_volume
+from .penetration_volume import penetration_volume
 from .metrics import evaluate_protocols, joint_errors, miaa, pck_curve
 
 
@@ -131,8 +131,8 @@ def evaluate_model(model: torch.nn.Module, dataset, batch_size: int = 16, device
         final["offset"], gt_offset, final["joints"], gt["joints"], v))
     if with_iv and faces is not None:
         both = np.nonzero(v.all(axis=1))[0][:iv_samples]
-        iv_pred = [interpenetration_volume(final["verts"][j, 0], faces["left"], final["verts"][j, 1], faces["right"]) for j in both]
-        iv_gt = [interpenetration_volume(gt["verts"][j, 0], faces["left"], gt["verts"][j, 1], faces["right"]) for j in both]
+        iv_pred = [penetration_volume(final["verts"][j, 0], faces["left"], final["verts"][j, 1], faces["right"]) for j in both]
+        iv_gt = [penetration_volume(gt["verts"][j, 0], faces["left"], gt["verts"][j, 1], faces["right"]) for j in both]
         summary["iv_cm3"] = float(np.mean(iv_pred)) if iv_pred else math.nan
         summary["iv_gt_cm3"] = float(np.mean(iv_gt)) if iv_gt else math.nan
     return {"summary": summary, "stages": stage_reports, "num_samples": n,

@@ -30,7 +30,7 @@ import numpy as np
 
 from ..pipeline.penetration import measure_penetration, resolve
 from ..pipeline.placement import Intrinsics, place_hands
-from .interpenetration import interpenetration_volume
+from .penetration_volume import penetration_volume
 
 #: Columns of the summary table: (key, label).
 COLUMNS: tuple[tuple[str, str], ...] = (
@@ -64,7 +64,7 @@ def mrrpe_mm(right_minus_left: np.ndarray, gt_joints: np.ndarray) -> float:
 
 def _iv(verts: np.ndarray, faces: dict) -> float:
     """Voxel interpenetration volume (cm^3) of (2, V, 3) vertices."""
-    return interpenetration_volume(verts[0], faces["left"], verts[1], faces["right"])
+    return penetration_volume(verts[0], faces["left"], verts[1], faces["right"])
 
 
 def _timed(fn, repeats: int) -> tuple:

@@ -26,9 +26,10 @@ import torch
 
 from ..dir_net.inputs import IMAGENET_MEAN, IMAGENET_STD
 from .reconstructor import as_batch
-from .export_onnx import DEFAULT_OPSET, INPUT_NAME, ONNX_FORMAT, ensure_onnx, file_sha256, onnx_outputs_to_pred
+from ..dir_net.checkpoint import file_sha256
+from .export_onnx import DEFAULT_OPSET, INPUT_NAME, ONNX_FORMAT, ensure_onnx, onnx_outputs_to_pred
 
-KINDS = ("pytorch", "onnxruntime", "tensorrt")
+BACKENDS = ("pytorch", "onnxruntime", "tensorrt")
 ORT_HINT = "install it with `pip install 'interhand_perception[onnx]'` (onnx + onnxruntime)"
 _SCALE = (1.0 / (255.0 * IMAGENET_STD)).astype(np.float32)[:, None, None]  # (3, 1, 1)
 _SHIFT = (IMAGENET_MEAN / IMAGENET_STD).astype(np.float32)[:, None, None]

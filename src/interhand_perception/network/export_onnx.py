@@ -42,7 +42,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..paths import file_sha256
+from ..dir_net.checkpoint import file_sha256
 from ..hand_model.joints import SIDES
 from .fast_inference import optimise_for_inference
 

@@ -1,7 +1,7 @@
 """Which network backend runs a checkpoint, built by name (ROS-free).
 
-``make_backend(kind, checkpoint, device, ...)``: ``pytorch``, ``onnxruntime`` or ``tensorrt``
-(:mod:`.backends`, :mod:`.tensorrt_backend`), and ``auto`` resolved by :func:`resolve_kind`
+``make_backend(backend, checkpoint, device, ...)``: ``pytorch``, ``onnxruntime`` or ``tensorrt``
+(:mod:`.backends`, :mod:`.tensorrt_backend`), and ``auto`` resolved by :func:`resolve_backend`
 to the fastest one installed for the device.
 """
 from __future__ import annotations
@@ -12,7 +12,7 @@ import os
 import torch
 
 from ..paths import DEMO_WEIGHTS
-from .backends import KINDS, BackendUnavailable, NetworkBackend, OnnxRuntimeBackend, PyTorchBackend
+from .backends import BACKENDS, BackendUnavailable, NetworkBackend, OnnxRuntimeBackend, PyTorchBackend
 
 
 def import_tensorrt_backend():
@@ -36,11 +36,11 @@ def make_tensorrt(checkpoint, device: str, precision: str, onnx_path, **options)
         raise BackendUnavailable(f"the TensorRT backend cannot run here: {exc}") from exc
 
 
-def resolve_kind(kind: str, device: str = "auto") -> str:
+def resolve_backend(backend: str, device: str = "auto") -> str:
     """``"auto"`` -> "tensorrt" with a CUDA GPU and TensorRT installed, else "onnxruntime" when
-    it is installed, else "pytorch"; any other kind is returned as is."""
-    if kind != "auto":
-        return kind
+    it is installed, else "pytorch"; any other name is returned as is."""
+    if backend != "auto":
+        return backend
 
     cuda = device != "cpu" and torch.cuda.is_available()
     if cuda and importlib.util.find_spec("tensorrt") is not None:
@@ -50,31 +50,31 @@ def resolve_kind(kind: str, device: str = "auto") -> str:
     return "pytorch"
 
 
-def make_backend(kind: str = "pytorch", checkpoint: str | os.PathLike | None = None, device: str = "auto",
+def make_backend(backend: str = "pytorch", checkpoint: str | os.PathLike | None = None, device: str = "auto",
                  precision: str = "fp32", onnx_path: str | os.PathLike | None = None, threads: int | None = None,
                  **options) -> NetworkBackend:
-    """The network runtime ``kind`` for a checkpoint.
+    """The network backend ``backend`` for a checkpoint.
 
     Args:
-        kind: "pytorch", "onnxruntime" or "tensorrt".
+        backend: "pytorch", "onnxruntime" or "tensorrt".
         checkpoint: ``.safetensors`` weights; None is the shipped demo model.
         device: "auto", "cpu", "cuda" or "cuda:N".
         precision: "fp32" or "fp16" (fp16 on CUDA only).
         onnx_path: ONNX export to use (onnxruntime, tensorrt); None exports into the cache.
         threads: CPU threads of the runtime (None: its default).
-        options: per kind: ``mano_dir``; pytorch ``fast``, ``channels_last``; onnxruntime
+        options: per backend: ``mano_dir``; pytorch ``fast``, ``channels_last``; onnxruntime
             ``providers``, ``cache_dir``, ``opset``, ``progress``; tensorrt: passed on to
             ``TensorRTBackend`` (``cache_dir``, ``max_batch``, ``onnx_cache_dir``, ...).
     Raises:
         BackendUnavailable: the runtime, provider or GPU is missing (the message says how to fix it).
-        ValueError: unknown kind, bad device/precision, or an ONNX file of another checkpoint.
+        ValueError: unknown backend, bad device/precision, or an ONNX file of another checkpoint.
     """
     checkpoint = checkpoint or DEMO_WEIGHTS
-    if kind == "pytorch":
+    if backend == "pytorch":
         return PyTorchBackend(checkpoint, device=device, precision=precision, threads=threads, **options)
-    if kind == "onnxruntime":
+    if backend == "onnxruntime":
         return OnnxRuntimeBackend(checkpoint, onnx_path=onnx_path, device=device, precision=precision,
                                   threads=threads, **options)
-    if kind == "tensorrt":
+    if backend == "tensorrt":
         return make_tensorrt(checkpoint, device, precision, onnx_path, **options)
-    raise ValueError(f"backend kind must be one of {KINDS}, got {kind!r}")
+    raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")

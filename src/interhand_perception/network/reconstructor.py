@@ -1,7 +1,7 @@
 """``HandReconstructor``: the inference API used by the CLI, the demo and the ROS 2 node.
 
 It takes RGB uint8 crops in which both hands fill most of the image (the DIR crop, see
-``data.crop``), runs the network and returns, per hand, wrist-relative vertices and joints in
+``dir_net.crop``), runs the network and returns, per hand, wrist-relative vertices and joints in
 metres, hand-model parameters and the weak-perspective camera, plus the right-minus-left root
 offset and a confidence. Placing the hands in the camera frame (metric, from intrinsics) is the
 caller's job (the ROS node does it from camera_info and the crop geometry).

@@ -22,7 +22,8 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
-from .export_onnx import INPUT_NAME, ensure_onnx, file_sha256, onnx_outputs_to_pred, read_metadata
+from ..dir_net.checkpoint import file_sha256
+from .export_onnx import INPUT_NAME, ensure_onnx, onnx_outputs_to_pred, read_metadata
 from .backends import NetworkBackend, _ConfigOnly, as_batch, check_onnx_matches, cuda_index, normalise_images
 from .tensorrt_engine import (DEFAULT_CACHE_DIR, PRECISIONS, Progress, current_gpu_name, engine_location,
                               import_tensorrt, load_or_build)

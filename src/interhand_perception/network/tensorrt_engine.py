@@ -25,7 +25,7 @@ import threading
 import time
 from pathlib import Path
 
-from ..paths import file_sha256
+from ..dir_net.checkpoint import file_sha256
 from typing import Any, Callable
 
 import numpy as np

@@ -41,7 +41,7 @@ class Param:
         group: the section of config/hands.yaml and of the docs table.
         choices: the allowed values of a string choice.
         lo, hi: the range of a number (``lo_open``: ``lo`` itself not allowed).
-        kind: what is checked beyond the type: "topic" (a ROS 2 topic name; ``optional``: ""
+        check: what is checked beyond the type: "topic" (a ROS 2 topic name; ``optional``: ""
             allowed), "device", "frame_prefix", "roi", "path" or "" (nothing more).
     """
 
@@ -52,7 +52,7 @@ class Param:
     lo: float | None = None
     hi: float | None = None
     lo_open: bool = False
-    kind: str = ""
+    check: str = ""
     optional: bool = False
 
     def range_text(self) -> str:
@@ -69,16 +69,16 @@ M, T, I, C, F, O, L = "model", "topics", "input", "crop and 3D placement", "smoo
 PARAMETERS: dict[str, Param] = {
     # --- model
     "method": Param("keypoint_fit", "dir: the DIR network (needs weights) | keypoint_fit: MediaPipe landmarks and a hand-model fit, no weights needed; the method for real cameras until DIR weights trained on real images exist (the shipped DIR demo weights saw synthetic images only)", M, choices=("dir", "keypoint_fit")),
-    "checkpoint": Param("", "DIR checkpoint, a .safetensors file written by `interhand train`; empty = the shipped demo weights", M, kind="path"),
-    "mano_dir": Param("", "folder with MANO_RIGHT.pkl and MANO_LEFT.pkl (licence-gated, not shipped); empty = the built-in hand model", M, kind="path"),
-    "device": Param("auto", "compute device: auto (CUDA when available, else CPU) | cpu | cuda | cuda:N (GPU number N)", M, kind="device"),
+    "checkpoint": Param("", "DIR checkpoint, a .safetensors file written by `interhand train`; empty = the shipped demo weights", M, check="path"),
+    "mano_dir": Param("", "folder with MANO_RIGHT.pkl and MANO_LEFT.pkl (licence-gated, not shipped); empty = the built-in hand model", M, check="path"),
+    "device": Param("auto", "compute device: auto (CUDA when available, else CPU) | cpu | cuda | cuda:N (GPU number N)", M, check="device"),
     "precision": Param("fp32", "inference precision: fp32 | fp16 (CUDA only) | int8 (backend tensorrt, calibrated on generated images)", M, choices=("fp32", "fp16", "int8")),
     "backend": Param("auto", "network backend of method dir: auto (tensorrt on a CUDA GPU with TensorRT installed, else onnxruntime when installed, else pytorch) | pytorch | onnxruntime | tensorrt; ONNX files and TensorRT engines are made on first use and cached in ~/.cache/interhand_perception", M, choices=("auto", "pytorch", "onnxruntime", "tensorrt")),
     "cpu_threads": Param(0, "CPU threads of the network backend; 0 = the backend's default (1 is fastest on shared or busy cores)", M, lo=0, hi=256),
     # --- topics
-    "image_topic": Param("image", "input image topic; relative names follow the node's namespace and remapping `image` works too; with image_transport compressed the node reads <image_topic>/compressed", T, kind="topic"),
-    "camera_info_topic": Param("camera_info", "camera_info topic of the same camera", T, kind="topic"),
-    "output_topic": Param("hands", "TwoHands topic; also the prefix of <output_topic>/markers, /mesh, /left_wrist_pose, /right_wrist_pose", T, kind="topic"),
+    "image_topic": Param("image", "input image topic; relative names follow the node's namespace and remapping `image` works too; with image_transport compressed the node reads <image_topic>/compressed", T, check="topic"),
+    "camera_info_topic": Param("camera_info", "camera_info topic of the same camera", T, check="topic"),
+    "output_topic": Param("hands", "TwoHands topic; also the prefix of <output_topic>/markers, /mesh, /left_wrist_pose, /right_wrist_pose", T, check="topic"),
     # --- input
     "image_transport": Param("raw", "raw: sensor_msgs/Image on `image` | compressed: sensor_msgs/CompressedImage on `image/compressed`", I, choices=("raw", "compressed")),
     "image_qos": Param("sensor_data", "QoS of the image and camera_info subscriptions: sensor_data (best effort, depth 5) | reliable (depth 5); only the newest frame is processed either way", I, choices=("sensor_data", "reliable")),
@@ -89,12 +89,12 @@ PARAMETERS: dict[str, Param] = {
     "max_image_height": Param(8192, "taller images are refused before anything is allocated, pixels", I, lo=1, hi=65535),
     # --- crop and 3D placement
     "crop_mode": Param("detect", "method dir: the image region given to the network: detect (MediaPipe finds both hands; for real cameras) | center (largest centred square) | full (whole image, letterboxed) | roi (crop_roi)", C, choices=("center", "full", "roi", "detect")),
-    "crop_roi": Param([0.0, 0.0, 0.0], "the square used when crop_mode is roi: [cx, cy, side] in pixels (three doubles, side > 0); ignored otherwise", C, kind="roi"),
+    "crop_roi": Param([0.0, 0.0, 0.0], "the square used when crop_mode is roi: [cx, cy, side] in pixels (three doubles, side > 0); ignored otherwise", C, check="roi"),
     "placement": Param("pair", "depth placement of method dir: pair (one depth for the pair from both scales, relative depth from DIR's offset) | per_hand (each hand on its own)", C, choices=("pair", "per_hand")),
     "mirrored": Param(False, "the camera image is a mirror image (selfie / front camera); the node un-mirrors it (and the depth image) first, so outputs stay in the true, right-handed optical frame and sides are the person's own", C),
     "carry_frames": Param(5, "crop_mode detect: missed detections bridged by the last crop before the hands are dropped", C, lo=0, hi=1000),
     "unseen_hand_min_confidence": Param(0.95, "crop_mode detect: a DIR hand the detector did not find counts only above this confidence", C, lo=0.0, hi=1.0),
-    "depth_topic": Param("", "aligned depth image (16UC1 mm or 32FC1 m, registered to the colour image, e.g. /camera/aligned_depth_to_color/image_raw) that sets each hand's distance; empty = off", C, kind="topic", optional=True),
+    "depth_topic": Param("", "aligned depth image (16UC1 mm or 32FC1 m, registered to the colour image, e.g. /camera/aligned_depth_to_color/image_raw) that sets each hand's distance; empty = off", C, check="topic", optional=True),
     "depth_max_age_s": Param(0.05, "largest stamp difference between a colour frame and the depth image used with it, seconds", C, lo=0.0, hi=10.0),
     # --- smoothing and interpenetration
     "smoothing": Param(True, "One Euro smoothing of joints, mesh and wrist poses (identity kept per hand)", F),
@@ -105,7 +105,7 @@ PARAMETERS: dict[str, Param] = {
     "resolve_penetration": Param(False, "move the two hands apart when their meshes interpenetrate (always measured, in /diagnostics)", F),
     "min_confidence": Param(0.3, "hands with a lower confidence are published with valid=false", F, lo=0.0, hi=1.0),
     # --- outputs
-    "frame_prefix": Param("", "prefix of the published TF frame names, e.g. 'operator/' gives operator/left_wrist (no leading '/')", O, kind="frame_prefix"),
+    "frame_prefix": Param("", "prefix of the published TF frame names, e.g. 'operator/' gives operator/left_wrist (no leading '/')", O, check="frame_prefix"),
     "publish_tf": Param(True, "publish <prefix>left_wrist and <prefix>right_wrist on /tf, children of the image's frame_id", O),
     "publish_joint_tf": Param(False, "also publish the 20 finger-joint frames per hand, <prefix>left_<joint name>, children of the wrist frames", O),
     "publish_markers": Param(True, "publish hands/markers (visualization_msgs/MarkerArray: meshes and skeletons)", O),
@@ -196,12 +196,12 @@ def check_value(name: str, value: Any) -> tuple[Any, list[str]]:
         return str(value), [f"{name}: expected a string, got {value!r}"]
     if p.choices and value not in p.choices:
         return value, [f"{name}: {value!r} is not one of {', '.join(p.choices)}"]
-    if p.kind == "topic" and not TOPIC_RE.match(value) and not (p.optional and value == ""):
+    if p.check == "topic" and not TOPIC_RE.match(value) and not (p.optional and value == ""):
         return value, [f"{name}: {value!r} is not a valid ROS 2 topic name (letters, digits, '_' and '/', tokens not "
                        "starting with a digit, e.g. camera/image_raw or /camera/image_raw)"]
-    if p.kind == "device" and not DEVICE_RE.match(value):
+    if p.check == "device" and not DEVICE_RE.match(value):
         return value, [f"{name}: {value!r} is not auto, cpu, cuda or cuda:N"]
-    if p.kind == "frame_prefix" and (not FRAME_PREFIX_RE.match(value) or value.startswith("/")):
+    if p.check == "frame_prefix" and (not FRAME_PREFIX_RE.match(value) or value.startswith("/")):
         return value, [f"{name}: {value!r} must use letters, digits, '_' and '/' and not start with '/'"]
     return value, []
 

@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..data.crop import crop_image
+from ..dir_net.crop import crop_box, crop_image
 from .decode import InputError
-from .placement import Intrinsics, PlacedHands, crop_box, place_hands
+from .placement import Intrinsics, PlacedHands, place_hands
 
 
 @dataclass

@@ -27,8 +27,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..dir_net.checkpoint import file_sha256
+from ..dir_net.crop import crop_to_frame
 from ..hand_model.joints import SIDES
-from ..paths import file_sha256
 from .frame import FrameProcessor, FrameResult
 from .placement import Intrinsics
 
@@ -43,12 +44,6 @@ def unmirror(rgb: np.ndarray, intrinsics: Intrinsics) -> tuple[np.ndarray, Intri
     centres at integers). The 3D results are then in the camera's true optical frame."""
     w = rgb.shape[1]
     return np.ascontiguousarray(rgb[:, ::-1]), replace(intrinsics, cx=(w - 1) - intrinsics.cx)
-
-
-def crop_to_frame(points: np.ndarray, box: np.ndarray, size: int) -> np.ndarray:
-    """(N, 2) crop pixels of an S x S crop of ``box`` = (cx, cy, side) -> (N, 2) frame pixels."""
-    cx, cy, side = (float(v) for v in box)
-    return np.asarray(points, np.float64) * (side / size) + np.array([cx - side / 2, cy - side / 2])
 
 
 def _empty_frame(num_vertices: int, box=None) -> FrameResult:
@@ -230,17 +225,17 @@ def file_id(path: str) -> str:
 
 
 def load_network(p):
-    """The network runtime (``network.backends``) of the parameters, or
-    :class:`MethodUnavailable` saying why not. Returns (backend, kind used)."""
+    """The network backend (``network.backends``) of the parameters, or
+    :class:`MethodUnavailable` saying why not. Returns (the backend, its name)."""
     from ..network.backends import BackendUnavailable
-    from ..network.factory import make_backend, resolve_kind
+    from ..network.factory import make_backend, resolve_backend
 
-    kind = resolve_kind(p.backend, p.device)
+    name = resolve_backend(p.backend, p.device)
     try:
-        return make_backend(kind, p.checkpoint, device=p.device, precision=p.precision,
-                            threads=p.cpu_threads or None, mano_dir=p.mano_dir), kind
+        return make_backend(name, p.checkpoint, device=p.device, precision=p.precision,
+                            threads=p.cpu_threads or None, mano_dir=p.mano_dir), name
     except (FileNotFoundError, ValueError, KeyError, OSError, BackendUnavailable) as e:
-        raise MethodUnavailable(f"cannot load the reconstruction model ({kind}): {e}") from e
+        raise MethodUnavailable(f"cannot load the reconstruction model ({name}): {e}") from e
 
 
 def build_method(p) -> tuple:
@@ -259,10 +254,10 @@ def build_method(p) -> tuple:
         except DetectorUnavailable as e:
             raise MethodUnavailable(f"the hand detector is not available: {e}") from e
     if p.method == "dir":
-        rec, kind = load_network(p)
+        rec, backend = load_network(p)
         method = DIRMethod(rec, p.crop_mode, p.crop_roi, p.placement, detector=detector,
                            carry_frames=p.carry_frames, unseen_min_confidence=p.unseen_hand_min_confidence)
-        return method, rec.hand_models, file_id(p.checkpoint), f"{kind} on {rec.device}"
+        return method, rec.hand_models, file_id(p.checkpoint), f"{backend} on {rec.device}"
     from ..hand_model import load_hand_model
 
     try:

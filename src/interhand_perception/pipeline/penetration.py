@@ -1,6 +1,6 @@
 """Fast hand-hand interpenetration measure and a translation resolver (per frame, CPU).
 
-The evaluation's interpenetration volume (:mod:`evaluation.interpenetration`: 5 mm voxels,
+The evaluation's interpenetration volume (:mod:`evaluation.penetration_volume`: 5 mm voxels,
 generalised winding number) costs 10-300 ms per pair. Here a few milliseconds suffice.
 
 **Inside test and depth (nearest-vertex signed distance).** For a vertex ``p`` of one hand, let

@@ -1,7 +1,7 @@
 """Metric 3D placement of a two-hand result in the camera frame (ROS-free).
 
 The network sees a square box ``(cx_b, cy_b, side_b)`` of the camera image (pixels, pixel i
-covers [i, i + 1) as in :mod:`data.crop`), resized to S x S. Per hand it returns wrist-relative
+covers [i, i + 1) as in :mod:`dir_net.crop`), resized to S x S. Per hand it returns wrist-relative
 points ``X`` (metres, camera axes) and a weak-perspective camera ``(s, tx, ty)`` with
 ``uv = s * X[:2] + (tx, ty)`` in normalised crop coordinates ([-1, 1] over the crop), plus the
 offset ``right root - left root`` (metres).
@@ -54,7 +54,6 @@ from ..hand_model.joints import SIDES
 from ..hand_model.rotation_np import axis_angle_to_matrix, axis_angle_to_quaternion
 from .decode import InputError
 
-CROP_MODES: tuple[str, ...] = ("center", "full", "roi")
 PLACEMENTS: tuple[str, ...] = ("pair", "per_hand")
 SOLVERS: tuple[str, ...] = ("perspective", "closed_form")
 
@@ -124,32 +123,6 @@ def assumed_intrinsics(image_width: int, image_height: int, hfov_deg: float = 60
     f = (image_width / 2.0) / math.tan(math.radians(hfov_deg) / 2.0)
     return Intrinsics(f, f, image_width / 2.0, image_height / 2.0, int(image_width), int(image_height),
                       assumed=True)
-
-
-def crop_box(mode: str, image_width: int, image_height: int,
-             roi: Sequence[float] | None = None) -> np.ndarray:
-    """The square box fed to the network, ``(cx, cy, side)`` in pixels.
-
-    Modes: "center" = largest centred square (side min(W, H)); "full" = the centred square
-    containing the whole image (side max(W, H), padded outside by ``crop_image``); "roi" =
-    ``roi`` given as ``(cx, cy, side)``.
-
-    Returns:
-        (3,) float64.
-    """
-    w, h = float(image_width), float(image_height)
-    if mode == "center":
-        return np.array([w / 2.0, h / 2.0, min(w, h)])
-    if mode == "full":
-        return np.array([w / 2.0, h / 2.0, max(w, h)])
-    if mode == "roi":
-        if roi is None:
-            raise ValueError("crop mode 'roi' needs roi = (cx, cy, side) in pixels")
-        box = np.asarray(roi, dtype=np.float64).reshape(-1)
-        if box.size != 3 or not np.isfinite(box).all() or box[2] <= 0:
-            raise ValueError(f"roi must be 3 finite values (cx, cy, side) with side > 0, got {list(roi)}")
-        return box
-    raise ValueError(f"unknown crop mode {mode!r}; expected one of {', '.join(CROP_MODES)}")
 
 
 def _require_finite(name: str, values: Any) -> np.ndarray:

@@ -17,9 +17,8 @@ from interhand_perception_msgs.msg import Hand, HandMesh, TwoHands
 from std_msgs.msg import ColorRGBA, Header
 from visualization_msgs.msg import Marker, MarkerArray
 
-from ..hand_model.joints import BONES, JOINT_NAMES, JOINT_PARENTS
+from ..hand_model.joints import BONES, JOINT_NAMES, JOINT_PARENTS, SIDES
 
-SIDES = ("left", "right")
 #: RGBA per hand in RViz (left blue, right orange), as in the project's overlays.
 HAND_COLOURS = {"left": (0.25, 0.55, 1.0, 0.8), "right": (1.0, 0.55, 0.15, 0.8)}
 NUM_POSE = 48

@@ -27,9 +27,10 @@ from typing import Callable
 import numpy as np
 import torch
 
-from ..data.crop import crop_image
+from ..dir_net.crop import crop_image
 from ..paths import DEMO_WEIGHTS
-from ..network.export_onnx import export_model, file_sha256
+from ..dir_net.checkpoint import file_sha256
+from ..network.export_onnx import export_model
 from ..network.parity import parity_images
 from ..pipeline.placement import Intrinsics, place_hands
 

@@ -47,11 +47,11 @@ def _variants(checkpoint: str, device: str, threads: int | None, printer) -> dic
     out = {"pytorch eager": make_backend("pytorch", checkpoint, device=device, threads=threads, fast=False,
                                          channels_last=False),
            "pytorch": make_backend("pytorch", checkpoint, device=device, threads=threads)}
-    for kind in ("onnxruntime", "tensorrt"):
+    for name in ("onnxruntime", "tensorrt"):
         try:
-            out[kind] = make_backend(kind, checkpoint, device=device, threads=threads)
+            out[name] = make_backend(name, checkpoint, device=device, threads=threads)
         except (BackendUnavailable, ImportError, RuntimeError, ValueError) as e:
-            printer(f"({kind} skipped: {str(e).splitlines()[0]})")
+            printer(f"({name} skipped: {str(e).splitlines()[0]})")
     return out
 
 

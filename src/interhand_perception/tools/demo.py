@@ -31,10 +31,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ..hand_model.joints import SIDES
 from ..paths import DEMO_WEIGHTS, NODE_CONFIG
 from ..pipeline.decode import rgb_to_image_data
 
-SIDES = ("left", "right")
 
 
 def render_frames(n: int, size: int, seed: int = 0) -> list[dict]:

@@ -9,9 +9,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from ..hand_model.joints import SIDES
 from .overlay import SIDE_COLOURS, draw_mesh, draw_skeleton
 
-SIDES = ("left", "right")
 
 
 def project(points: np.ndarray, K: np.ndarray) -> np.ndarray:

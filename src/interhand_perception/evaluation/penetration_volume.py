@@ -167,7 +167,7 @@ def overlap_grid(verts_a, verts_b, voxel: float = DEFAULT_VOXEL,
     return np.stack([x.ravel() for x in g], axis=1)
 
 
-def interpenetration_volume(verts_a, faces_a, verts_b, faces_b,
+def penetration_volume(verts_a, faces_a, verts_b, faces_b,
                             voxel: float = DEFAULT_VOXEL, dtype=np.float32) -> float:
     """Interpenetration volume of two meshes, in cm^3.
 
@@ -197,7 +197,7 @@ def interpenetration_volume(verts_a, faces_a, verts_b, faces_b,
     return count * (voxel * 100.0) ** 3
 
 
-def interpenetration_volume_batch(verts_a, faces_a, verts_b, faces_b,
+def penetration_volume_batch(verts_a, faces_a, verts_b, faces_b,
                                   voxel: float = DEFAULT_VOXEL, dtype=np.float32) -> np.ndarray:
     """Interpenetration volume of N mesh pairs sharing their topology.
 
@@ -207,7 +207,7 @@ def interpenetration_volume_batch(verts_a, faces_a, verts_b, faces_b,
         verts_b: (N, Vb, 3) vertices of mesh B (e.g. the right hands), metres.
         faces_b: (Fb, 3) int triangles of B.
         voxel: voxel edge in metres.
-        dtype: precision of the inside test (see :func:`interpenetration_volume`).
+        dtype: precision of the inside test (see :func:`penetration_volume`).
 
     Returns:
         (N,) volumes in cm^3.
@@ -216,5 +216,5 @@ def interpenetration_volume_batch(verts_a, faces_a, verts_b, faces_b,
     vb = np.asarray(verts_b, dtype=np.float64)
     if va.ndim != 3 or vb.ndim != 3 or len(va) != len(vb):
         raise ValueError(f"expected (N, Va, 3) and (N, Vb, 3), got {va.shape} and {vb.shape}")
-    return np.array([interpenetration_volume(a, faces_a, b, faces_b, voxel, dtype)
+    return np.array([penetration_volume(a, faces_a, b, faces_b, voxel, dtype)
                      for a, b in zip(va, vb)], dtype=np.float64)

@@ -1,14 +1,19 @@
-"""Square crops around hands and the matching intrinsics (shared by every data source).
+"""The network's crops: square boxes in an image, the crop itself, and points and intrinsics
+between image and crop (the data sources, the pipeline and the detector all use these).
 
 The DIR crop (facts note): a square around both hands' projected vertices whose side is the
 larger extent divided by 0.8, resized to S x S. Pixel convention: pixel i covers [i, i + 1).
 """
 from __future__ import annotations
 
+from typing import Sequence
+
 import cv2
 import numpy as np
 
 CROP_FILL = 0.8  # the hands' extent fills 80% of the crop side
+#: Fixed crops of method dir (``crop_mode`` detect finds the box with ``detection``).
+CROP_MODES: tuple[str, ...] = ("center", "full", "roi")
 
 
 def square_box(points2d: np.ndarray, fill: float = CROP_FILL, min_side: float = 8.0) -> np.ndarray:
@@ -90,3 +95,35 @@ def to_normalised(px: np.ndarray, size: int) -> np.ndarray:
 def from_normalised(uv: np.ndarray, size: int) -> np.ndarray:
     """[-1, 1] coordinates -> crop pixels."""
     return (uv + 1.0) * (size / 2.0)
+
+
+def crop_box(mode: str, image_width: int, image_height: int,
+             roi: Sequence[float] | None = None) -> np.ndarray:
+    """The square box fed to the network, ``(cx, cy, side)`` in pixels.
+
+    Modes: "center" = largest centred square (side min(W, H)); "full" = the centred square
+    containing the whole image (side max(W, H), padded outside by ``crop_image``); "roi" =
+    ``roi`` given as ``(cx, cy, side)``.
+
+    Returns:
+        (3,) float64.
+    """
+    w, h = float(image_width), float(image_height)
+    if mode == "center":
+        return np.array([w / 2.0, h / 2.0, min(w, h)])
+    if mode == "full":
+        return np.array([w / 2.0, h / 2.0, max(w, h)])
+    if mode == "roi":
+        if roi is None:
+            raise ValueError("crop mode 'roi' needs roi = (cx, cy, side) in pixels")
+        box = np.asarray(roi, dtype=np.float64).reshape(-1)
+        if box.size != 3 or not np.isfinite(box).all() or box[2] <= 0:
+            raise ValueError(f"roi must be 3 finite values (cx, cy, side) with side > 0, got {list(roi)}")
+        return box
+    raise ValueError(f"unknown crop mode {mode!r}; expected one of {', '.join(CROP_MODES)}")
+
+
+def crop_to_frame(points: np.ndarray, box: np.ndarray, size: int) -> np.ndarray:
+    """(N, 2) crop pixels of an S x S crop of ``box`` = (cx, cy, side) -> (N, 2) frame pixels."""
+    cx, cy, side = (float(v) for v in box)
+    return np.asarray(points, np.float64) * (side / size) + np.array([cx - side / 2, cy - side / 2])

@@ -6,9 +6,9 @@ import time
 import numpy as np
 import pytest
 
-from interhand_perception.evaluation.interpenetration import (
-    interpenetration_volume,
-    interpenetration_volume_batch,
+from interhand_perception.evaluation.penetration_volume import (
+    penetration_volume,
+    penetration_volume_batch,
     overlap_grid,
     points_inside_mesh,
     winding_number,
@@ -126,10 +126,10 @@ def test_overlapping_cubes_slab_is_32cm3():
     # centres at x = 2.25..3.75, y, z = 0.25..3.75 cm, all strictly inside both cubes
     # -> 256 voxels x 0.125 cm^3 = 32 cm^3 (the exact slab volume 2 * 4 * 4)
     assert len(overlap_grid(va, vb)) == 256
-    assert interpenetration_volume(va, fa, vb, fb) == pytest.approx(32.0)
-    assert interpenetration_volume(vb, fb, va, fa) == pytest.approx(32.0)  # symmetric
+    assert penetration_volume(va, fa, vb, fb) == pytest.approx(32.0)
+    assert penetration_volume(vb, fb, va, fa) == pytest.approx(32.0)  # symmetric
     # 1 cm voxels: 2 x 4 x 4 = 32 voxels x 1 cm^3 = 32 cm^3
-    assert interpenetration_volume(va, fa, vb, fb, voxel=0.01) == pytest.approx(32.0)
+    assert penetration_volume(va, fa, vb, fb, voxel=0.01) == pytest.approx(32.0)
 
 
 def test_voxel_centres_decide_partial_layers():
@@ -137,38 +137,38 @@ def test_voxel_centres_decide_partial_layers():
     vb, fb = box_mesh(np.array([2.4, 0, 0]) * CM, np.array([6.4, 4, 4]) * CM)
     # overlap x in [2.4, 4] cm: ceil(1.6 / 0.5) = 4 layers, centres 2.65, 3.15, 3.65, 4.15;
     # 4.15 > 4 is outside A -> 3 layers x 8 x 8 = 192 voxels x 0.125 = 24 cm^3 (true 25.6)
-    assert interpenetration_volume(va, fa, vb, fb) == pytest.approx(24.0)
+    assert penetration_volume(va, fa, vb, fb) == pytest.approx(24.0)
 
 
 def test_disjoint_meshes_have_zero_volume():
     va, fa = box_mesh(np.zeros(3), np.array([4, 4, 4]) * CM)
     vb, fb = box_mesh(np.array([5, 0, 0]) * CM, np.array([9, 4, 4]) * CM)
     assert len(overlap_grid(va, vb)) == 0  # boxes do not even overlap
-    assert interpenetration_volume(va, fa, vb, fb) == 0.0
+    assert penetration_volume(va, fa, vb, fb) == 0.0
     # opposite corner tetrahedra of the same 4 cm cube: x+y+z < 4 cm and x+y+z > 8 cm;
     # the bounding boxes coincide (8 x 8 x 8 grid) but no centre is inside both
     ta = np.array([[0, 0, 0], [4, 0, 0], [0, 4, 0], [0, 0, 4]]) * CM
     tb = np.array([[4, 4, 4], [0, 4, 4], [4, 0, 4], [4, 4, 0]]) * CM
     ft = tetra()[1]
     assert len(overlap_grid(ta, tb)) == 512
-    assert interpenetration_volume(ta, ft, tb, ft) == 0.0
+    assert penetration_volume(ta, ft, tb, ft) == 0.0
 
 
 def test_cube_inside_bigger_cube():
     va, fa = box_mesh(np.zeros(3), np.array([5, 5, 5]) * CM)
     vb, fb = box_mesh(np.array([1, 1, 1]) * CM, np.array([3, 3, 3]) * CM)
     # the grid covers the small cube: 4 x 4 x 4 = 64 voxels x 0.125 = 8 cm^3 = 2^3
-    assert interpenetration_volume(va, fa, vb, fb) == pytest.approx(8.0)
+    assert penetration_volume(va, fa, vb, fb) == pytest.approx(8.0)
 
 
 def test_batch_and_unit_guard():
     va, fa = box_mesh(np.zeros(3), np.array([4, 4, 4]) * CM)
     vb, fb = box_mesh(np.array([2, 0, 0]) * CM, np.array([6, 4, 4]) * CM)
     vc, _ = box_mesh(np.array([5, 0, 0]) * CM, np.array([9, 4, 4]) * CM)
-    iv = interpenetration_volume_batch(np.stack([va, va]), fa, np.stack([vb, vc]), fb)
+    iv = penetration_volume_batch(np.stack([va, va]), fa, np.stack([vb, vc]), fb)
     np.testing.assert_allclose(iv, [32.0, 0.0])  # slab case, disjoint case
     with pytest.raises(ValueError, match="metres"):
-        interpenetration_volume(va * 1000, fa, vb * 1000, fb)  # millimetres by mistake
+        penetration_volume(va * 1000, fa, vb * 1000, fb)  # millimetres by mistake
 
 
 def test_hand_sized_meshes_volume_and_speed():
@@ -176,13 +176,13 @@ def test_hand_sized_meshes_volume_and_speed():
     va, f = ellipsoid(r)
     assert len(va) == 1026 and len(f) == 2048
     # the same ellipsoid twice: IV ~ its volume 4/3 pi 9 * 4.5 * 1.5 = 254.5 cm^3
-    iv_self = interpenetration_volume(va, f, va, f)
+    iv_self = penetration_volume(va, f, va, f)
     assert iv_self == pytest.approx(4 / 3 * np.pi * 9 * 4.5 * 1.5, rel=0.05)
     # crossing pair (second one turned 90 degrees about z): timing of a typical call
     rot = np.array([[0.0, -1, 0], [1, 0, 0], [0, 0, 1]])
     vb = va @ rot.T + [0.01, 0.0, 0.005]
     t0 = time.perf_counter()
-    iv = interpenetration_volume(va, f, vb, f)
+    iv = penetration_volume(va, f, vb, f)
     dt = time.perf_counter() - t0
     assert 0 < iv < iv_self
     assert dt < 2.0, f"IV of a hand-sized pair took {dt:.2f} s"  # ~0.1 s unloaded
