@@ -201,7 +201,7 @@ def test_lone_hand_never_counts_a_second_and_pose_widens_crop():
     assert out.box[1] + out.box[2] / 2 >= 380               # reaches down to the partner hint
     grown = thc.find_two_hands(ScriptedDetector({("full", False): [r]}, []), IMG)
     assert grown.found == 1 and grown.expanded == "grow"
-    assert grown.box[2] == pytest.approx(thc.square_box(r.landmarks2d)[2] * 1.6)
+    assert grown.box[2] == pytest.approx(thc.square_box(r.landmarks2d, fill=thc.JOINT_FILL)[2] * 1.6)
 
 
 def test_pose_hint_ignores_same_side_and_invisible_wrists():
@@ -238,7 +238,7 @@ def test_recentre_box():
     left = make_hand("left", (80, 110), size=40).landmarks2d
     right = make_hand("right", (130, 110), size=40).landmarks2d
     new = thc.recentre_box(box, left, right, [True, True])
-    assert np.allclose(new, thc.square_box(np.concatenate([left, right])))
+    assert np.allclose(new, thc.square_box(np.concatenate([left, right]), fill=thc.JOINT_FILL))
     assert np.allclose(thc.recentre_box(box, left, right, [True, False]), box)
     assert np.allclose(thc.recentre_box(box, left * np.nan, right, [True, True]), box)
     assert np.allclose(thc.recentre_box(box, left * 10, right * 10, [True, True]), box)  # implausible
@@ -393,3 +393,25 @@ def test_two_hand_crop_never_reports_more_than_found(crops):
     for r in crops.values():
         assert r.found == len(r.hands) <= 2
         assert r.found == 2 or r.expanded in ("pose", "grow", "")
+
+
+def test_joint_boxes_are_made_the_vertex_boxes_dir_is_trained_on():
+    """DIR's training and evaluation crops are square boxes around the mesh vertices at 0.8
+    fill; the detector sees joints. ``JOINT_FILL`` makes a joint box that size: re-measured here
+    on 200 synthetic two-hand scenes (the constant came from 600)."""
+    from interhand_perception.data.render import project
+    from interhand_perception.data.scene import sample_scene
+    from interhand_perception.data.synthetic import SyntheticConfig, load_models, sample_rng
+    from interhand_perception.dir_net.crop import CROP_FILL, JOINT_BOX_SCALE, JOINT_FILL, square_box
+
+    models, cfg = load_models(), SyntheticConfig(img_size=256)
+    ratios = []
+    for i in range(200):
+        scene = sample_scene(sample_rng("train", i, 0, cfg.version), cfg, models)
+        verts = square_box(project(scene.verts.reshape(-1, 3), scene.K), fill=CROP_FILL)
+        joints = square_box(project(scene.joints.reshape(-1, 3), scene.K), fill=JOINT_FILL)
+        ratios.append(joints[2] / verts[2])
+    ratios = np.array(ratios)
+    assert abs(np.median(ratios) - 1.0) < 0.03, np.median(ratios)
+    assert np.mean(np.abs(ratios - 1.0) < 0.1) > 0.8
+    assert JOINT_FILL == pytest.approx(CROP_FILL / JOINT_BOX_SCALE)

@@ -29,7 +29,7 @@ from typing import Any, Sequence
 import cv2
 import numpy as np
 
-from ..dir_net.crop import CROP_FILL, square_box
+from ..dir_net.crop import JOINT_FILL, square_box
 from .mediapipe_hands import SIDES, HandDetection, opposite
 
 
@@ -53,7 +53,7 @@ class SearchConfig:
     max_pair_distance: float = 3.0   # centre distance / mean hand size of an acceptable pair
     min_size_ratio: float = 0.5      # smaller / larger hand size of an acceptable pair
     single_grow: float = 1.6         # crop side multiplier around a lone hand
-    fill: float = CROP_FILL
+    fill: float = JOINT_FILL         # joints' extent / crop side: the vertex box at 0.8 fill
 
 
 @dataclass(frozen=True, eq=False)
@@ -219,8 +219,9 @@ def union_box(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.array([*(lo + hi) / 2, float((hi - lo).max())])
 
 
-def hands_box(hands: Sequence[HandDetection], fill: float = CROP_FILL) -> np.ndarray:
-    """(3,) DIR crop ``(cx, cy, side)`` around all landmarks of the hands."""
+def hands_box(hands: Sequence[HandDetection], fill: float = JOINT_FILL) -> np.ndarray:
+    """(3,) DIR crop ``(cx, cy, side)`` around all landmarks of the hands (``fill``: the
+    landmarks' extent over the side; the default makes it the vertex box DIR was trained on)."""
     return square_box(np.concatenate([h.landmarks2d for h in hands]), fill=fill)
 
 
@@ -241,7 +242,7 @@ def pose_partner_box(wrists: Sequence[Any], hand: HandDetection, min_visibility:
 
 
 def single_hand_box(hand: HandDetection, partner: np.ndarray | None, grow: float = 1.6,
-                    fill: float = CROP_FILL) -> np.ndarray:
+                    fill: float = JOINT_FILL) -> np.ndarray:
     """(3,) crop around a lone hand: its own crop with the side times ``grow``, widened to
     take in the partner box (4,) when one is given."""
     box = square_box(hand.landmarks2d, fill=fill) * np.array([1.0, 1.0, grow])
@@ -310,7 +311,7 @@ def find_two_hands(detector: Any, rgb: np.ndarray, mirrored: bool = False,
 
 
 def recentre_box(box: np.ndarray, joints2d_left: np.ndarray, joints2d_right: np.ndarray,
-                 valid: Sequence[bool], fill: float = CROP_FILL, max_change: float = 2.0) -> np.ndarray:
+                 valid: Sequence[bool], fill: float = JOINT_FILL, max_change: float = 2.0) -> np.ndarray:
     """Re-centre a crop on DIR's own two-hand prediction when both hands are confident.
 
     Args:
@@ -318,7 +319,7 @@ def recentre_box(box: np.ndarray, joints2d_left: np.ndarray, joints2d_right: np.
         joints2d_left, joints2d_right: (21, 2) DIR's projected joints in full-frame pixels
             (map crop pixels back with ``x = cx - side / 2 + u * side / S``).
         valid: (2,) whether DIR's left and right hands are confident.
-        fill: the hands' extent / crop side.
+        fill: the joints' extent / crop side (default: the vertex box DIR was trained on).
         max_change: the new side must be within [1 / max_change, max_change] x the old side.
     Returns:
         (3,) the re-centred box, or ``box`` unchanged (one or no confident hand, non-finite

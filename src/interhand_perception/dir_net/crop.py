@@ -12,6 +12,14 @@ import cv2
 import numpy as np
 
 CROP_FILL = 0.8  # the hands' extent fills 80% of the crop side
+#: A square box around the 21 joints (or a detector's landmarks) of the hands, made this much
+#: larger, is the box around their mesh vertices: DIR is trained and evaluated on vertex boxes at
+#: :data:`CROP_FILL` (synthetic data, InterHand2.6M, the release's evaluation), while a detector
+#: sees joints. Measured on 600 synthetic two-hand scenes: median 1.165 (p10-p90 1.07-1.26),
+#: centres 3% of the side apart (``tests/test_detection.py`` re-measures it).
+JOINT_BOX_SCALE = 1.165
+#: The fill that gives a joint box the size of the vertex box at :data:`CROP_FILL`.
+JOINT_FILL = CROP_FILL / JOINT_BOX_SCALE
 #: Fixed crops of method dir (``crop_mode`` detect finds the box with ``detection``).
 CROP_MODES: tuple[str, ...] = ("center", "full", "roi")
 
