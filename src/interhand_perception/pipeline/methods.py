@@ -32,7 +32,7 @@ from ..dir_net.checkpoint import file_sha256
 from ..dir_net.crop import crop_to_frame
 from ..hand_model.joints import SIDES
 from .frame import FrameProcessor, FrameResult
-from .placement import Intrinsics
+from .placement import Intrinsics, project_points
 from .stacking import stacked_confidence
 
 #: A DIR hand that the detector did not see is valid only above this confidence. The demo
@@ -106,7 +106,7 @@ class DIRMethod:
         if self.crop_mode != "detect":
             frame = self.processor(rgb, intrinsics)
             report = {"box": frame.box, "found": None}
-            return self._unstack(frame, self._joints2d(frame), report), report
+            return self._unstack(frame, intrinsics, report), report
         from ..detection import find_two_hands, reconcile_sides, recentre_box
 
         t0 = time.perf_counter()
@@ -132,10 +132,14 @@ class DIRMethod:
         for i, side in enumerate(SIDES):
             if side not in seen and conf[i] < self.unseen_min_confidence:
                 conf[i] = 0.0  # not seen by the detector and weakly supported: not invented
-        frame = self._unstack(replace(frame, confidence=conf), np.stack(dir2d), report)
+        frame = self._unstack(replace(frame, confidence=conf), intrinsics, report)
         if (frame.confidence > 0).all():
             self.tracker.box = recentre_box(box, dir2d[0], dir2d[1], valid=(True, True))
         return frame, report
+
+    def reset(self) -> None:
+        """Forget the carried crop (a new stream, or unrelated images)."""
+        self.tracker.reset()
 
     def _joints2d(self, frame: FrameResult) -> np.ndarray:
         """(2, 21, 2) DIR's own image joints (left, right slots of the network), frame pixels."""
@@ -143,9 +147,11 @@ class DIRMethod:
         return np.stack([crop_to_frame(frame.result.hand(s).joints2d, frame.box, size) for s in SIDES])
 
     @staticmethod
-    def _unstack(frame: FrameResult, joints2d: np.ndarray, report: dict) -> FrameResult:
-        """Both confidences lowered when the two hands are stacked in one place
-        (:func:`~interhand_perception.pipeline.stacking.stacked_confidence`); ``report["stacking"]``."""
+    def _unstack(frame: FrameResult, intrinsics: Intrinsics, report: dict) -> FrameResult:
+        """Both confidences lowered when the two placed hands, projected into the image, are
+        stacked in one place (:func:`~interhand_perception.pipeline.stacking.stacked_confidence`);
+        ``report["stacking"]``."""
+        joints2d = np.stack([project_points(j, intrinsics) for j in frame.placed.joints])  # (2, 21, 2)
         stack = stacked_confidence(frame.confidence, joints2d)
         report["stacking"] = stack.report()
         return replace(frame, confidence=stack.confidence)
