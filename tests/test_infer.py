@@ -73,6 +73,19 @@ def test_missed_lines_say_what_is_known():
     assert line == "a.jpg: detector found 1 of 2 hands (right seen, left missing)"
 
 
+@pytest.mark.parametrize("shape", [(480, 640), (640, 200)])
+def test_the_overlay_is_as_high_as_asked_legend_included(shape):
+    from interhand_perception.tools.infer import RunInfo, legend_rows
+    from interhand_perception.visualization.camera_overlay import panel
+
+    faces = {s: np.array([[0, 1, 2]]) for s in ("left", "right")}
+    rows = legend_rows(RunInfo("dir", "m", "cpu", trained_on="synthetic"), found=1, camera_assumed=True)
+    img = panel(np.zeros((*shape, 3), np.uint8), np.zeros((2, 3, 3)), np.zeros((2, 21, 3)), [False, False], faces,
+                np.eye(3), height=300, caption="x", legend=rows, detections=[("left", [10, 10, 50, 60])])
+    assert img.shape[0] == 300
+    assert has_colour(img[-80:], SIDE_COLOURS["left"]) and has_colour(img[-80:], SIDE_COLOURS["right"])
+
+
 def test_out_dir_keeps_a_previous_run_unless_forced(tmp_path):
     assert check_out_dir(tmp_path / "new", force=False) == []
     (tmp_path / "x_hands.png").write_bytes(b"")

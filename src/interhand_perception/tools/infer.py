@@ -210,10 +210,10 @@ def legend_rows(info: RunInfo, found: int | None, camera_assumed: bool) -> list:
 
     rows = [[(SIDE_COLOURS["left"], "left hand"), (SIDE_COLOURS["right"], "right hand"),
              (None, "(mesh colour = side; dashed = detector box)"), (CROP_BOX_COLOUR, "crop box")]]
-    det = "detector N = hands MediaPipe found (of 2)" if found is not None else "no detector ran"
+    det = "detector N = hands MediaPipe found (of 2);" if found is not None else "no detector ran;"
+    trained = f" (weights trained on {info.trained_on})" if info.trained_on else ""
     cam = "camera assumed (--hfov)" if camera_assumed else "camera from --fx/--fy"
-    trained = f", weights: {info.trained_on}" if info.trained_on else ""
-    rows.append([(None, f"{det}; method {info.method}{trained}; {cam}")])
+    rows.append([(None, det), (None, f"method {info.method}{trained};"), (None, cam)])
     return rows
 
 

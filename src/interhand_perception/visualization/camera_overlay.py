@@ -86,19 +86,46 @@ def draw_boxes(image: np.ndarray, crop_box=None, detections=()) -> np.ndarray:
     return out
 
 
+def _item_width(item, font, fs: float, th: int, scale: float) -> int:
+    """Pixels one ``(colour or None, text)`` legend item takes, its gap included."""
+    colour, text = item
+    swatch = int(round(15 * scale)) if colour is not None else 0
+    return swatch + cv2.getTextSize(text, font, fs, th)[0][0] + int(round(14 * scale))
+
+
+def legend_lines(width: int, rows: list, scale: float = 1.0) -> list:
+    """``rows`` of ``(colour or None, text)`` items laid out in lines no wider than ``width``
+    pixels: a row's items wrap onto further lines (an item wider than a line keeps one)."""
+    font, fs, th = cv2.FONT_HERSHEY_SIMPLEX, 0.42 * scale, max(1, int(round(scale)))
+    lines = []
+    for items in rows:
+        line, used = [], int(round(6 * scale))
+        for item in items:
+            w = _item_width(item, font, fs, th, scale)
+            if line and used + w > width:
+                lines.append(line)
+                line, used = [], int(round(6 * scale))
+            line.append(item)
+            used += w
+        lines.append(line)
+    return lines
+
+
 def legend_strip(width: int, rows: list, scale: float = 1.0, background=(24, 24, 28)) -> np.ndarray:
     """A (h, width, 3) uint8 strip of legend rows, to go under a panel.
 
     Args:
-        rows: each row a list of ``(colour or None, text)`` items drawn left to right; a colour
-            draws a filled swatch before its text.
+        rows: each row a list of ``(colour or None, text)`` items drawn left to right, wrapped
+            onto further lines when wider than ``width`` (:func:`legend_lines`); a colour draws
+            a filled swatch before its text.
         scale: text size (1.0 suits a 360-pixel-high panel).
     """
     font, fs, th = cv2.FONT_HERSHEY_SIMPLEX, 0.42 * scale, max(1, int(round(scale)))
-    line = int(round(20 * scale))
-    out = np.full((line * len(rows) + int(round(6 * scale)), width, 3), background, np.uint8)
-    for r, items in enumerate(rows):
-        x, base = int(round(6 * scale)), line * (r + 1) - int(round(4 * scale))
+    lines = legend_lines(width, rows, scale)
+    step = int(round(20 * scale))
+    out = np.full((step * len(lines) + int(round(6 * scale)), width, 3), background, np.uint8)
+    for r, items in enumerate(lines):
+        x, base = int(round(6 * scale)), step * (r + 1) - int(round(4 * scale))
         for colour, text in items:
             if colour is not None:
                 sw = int(round(11 * scale))
@@ -107,6 +134,22 @@ def legend_strip(width: int, rows: list, scale: float = 1.0, background=(24, 24,
             cv2.putText(out, text, (x, base), font, fs, (235, 235, 235), th, cv2.LINE_AA)
             x += cv2.getTextSize(text, font, fs, th)[0][0] + int(round(14 * scale))
     return out
+
+
+def _picture_height(image_shape, height: int, rows: list | None, scale: float) -> int:
+    """The picture's height so that picture + legend strip are ``height`` pixels: the strip's
+    lines depend on the panel's width, which depends on the picture's height (a few rounds)."""
+    if not rows:
+        return height
+    h_img, w_img = image_shape[:2]
+    pic = height
+    for _ in range(4):
+        width = int(round(w_img * pic / h_img)) + pic
+        strip = int(round(20 * scale)) * len(legend_lines(width, rows, scale)) + int(round(6 * scale))
+        if pic == height - strip:
+            break
+        pic = height - strip
+    return pic
 
 
 def panel(image: np.ndarray, vertices: np.ndarray, joints: np.ndarray, valid, faces: dict, K: np.ndarray,
@@ -128,10 +171,9 @@ def panel(image: np.ndarray, vertices: np.ndarray, joints: np.ndarray, valid, fa
         (height, W', 3) uint8 RGB.
     """
     text_scale = max(0.6, height / 360)
-    strip = legend_strip(1, legend, text_scale) if legend else None
-    height = height - (0 if strip is None else strip.shape[0])
+    total, height = height, _picture_height(image.shape, height, legend, text_scale)
     if height < 32:
-        raise ValueError(f"height {height + (0 if strip is None else strip.shape[0])} leaves no room for the picture")
+        raise ValueError(f"height {total} leaves no room for the picture under the legend")
     canvas = image if show_image else np.full_like(image, 215)
     over = draw_boxes(draw_hands(canvas, vertices, joints, valid, faces, K), box, detections)
     scale = height / over.shape[0]
@@ -142,6 +184,6 @@ def panel(image: np.ndarray, vertices: np.ndarray, joints: np.ndarray, valid, fa
         (tw, th), _ = cv2.getTextSize(caption, cv2.FONT_HERSHEY_SIMPLEX, fs, 1)
         cv2.rectangle(out, (0, 0), (tw + 10, th + 10), (0, 0, 0), -1)
         cv2.putText(out, caption, (5, th + 4), cv2.FONT_HERSHEY_SIMPLEX, fs, (255, 255, 255), 1, cv2.LINE_AA)
-    if strip is not None:
+    if legend:
         out = np.concatenate([out, legend_strip(out.shape[1], legend, text_scale)], axis=0)
     return out
