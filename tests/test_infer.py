@@ -83,7 +83,8 @@ def test_the_overlay_is_as_high_as_asked_legend_included(shape):
     img = panel(np.zeros((*shape, 3), np.uint8), np.zeros((2, 3, 3)), np.zeros((2, 21, 3)), [False, False], faces,
                 np.eye(3), height=300, caption="x", legend=rows, detections=[("left", [10, 10, 50, 60])])
     assert img.shape[0] == 300
-    assert has_colour(img[-80:], SIDE_COLOURS["left"]) and has_colour(img[-80:], SIDE_COLOURS["right"])
+    bgr = img[-80:, :, ::-1]
+    assert has_colour(bgr, SIDE_COLOURS["left"]) and has_colour(bgr, SIDE_COLOURS["right"])
 
 
 def test_out_dir_keeps_a_previous_run_unless_forced(tmp_path):
