@@ -145,17 +145,17 @@ def test_a_previous_run_is_not_overwritten_without_force(tmp_path, frames):
 
 
 def test_keypoint_fit_says_which_images_lack_hands(tmp_path, frames):
-    """The detector finds no hand on a 128-pixel render: a line says so, the record too, and
-    the camera is the assumed one."""
+    """A 128-pixel render, where the detector finds fewer than two hands: a line says so, the
+    record too, and the camera is the assumed one."""
     pytest.importorskip("mediapipe")
     img = write_frame(tmp_path, frames[2], "tiny.png")
     proc = run(img, "--out", tmp_path / "o", "--hfov", 50)
     rec = json.loads((tmp_path / "o" / "tiny_hands.json").read_text())
     assert rec["camera"]["assumed"] is True and rec["camera"]["assumed_hfov_deg"] == 50.0
     assert rec["method"] == "keypoint_fit" and rec["trained_on"] is None
-    if rec["hands_detected"] == 0:
-        assert "tiny.png: detector found no hand" in proc.stdout
-        assert not any(h["valid"] for h in rec["hands"])
+    found = rec["hands_detected"]
+    assert isinstance(found, int) and sum(h["valid"] for h in rec["hands"]) <= found
+    assert ("tiny.png: detector found " in proc.stdout) == (found < 2)
     assert "trained on synthetic" not in proc.stderr
     assert not any(n in proc.stderr + proc.stdout for n in NOISE)
     assert "outputs in " in proc.stdout
