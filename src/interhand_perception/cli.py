@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -72,35 +73,77 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0 if summary.get("frames_answered", 0) > 0 else 1
 
 
+SYNTHETIC_WARNING = ("interhand infer: warning: {ckpt} was trained on synthetic renders only (data.kind: synthetic); "
+                     "it is not meant for real images: expect hands in the wrong place and confidences that mean "
+                     "little. For real photos use the default --method keypoint_fit, or DIR weights trained on "
+                     "InterHand2.6M (docs/release_weights.md).")
+
+
+def quiet_native_logs() -> None:
+    """Ask MediaPipe's C++ side (glog/absl), TFLite and protobuf to keep quiet, before MediaPipe
+    is imported (what they still print is kept off the terminal by ``tools.infer.native_stderr_to``)."""
+    import warnings
+
+    os.environ.setdefault("GLOG_minloglevel", "2")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    warnings.filterwarnings("ignore", message=r"SymbolDatabase\.GetPrototype\(\) is deprecated")
+
+
 def _cmd_infer(args: argparse.Namespace) -> int:
+    import tempfile
     from dataclasses import replace
 
+    from .dir_net.checkpoint import trained_on
     from .pipeline.methods import MethodUnavailable
     from .pipeline.pipeline import Pipeline, post_config
     from .pipeline.config import ConfigError, validate
-    from .tools.infer import run_infer
+    from .tools.infer import OutputExists, RunInfo, check_out_dir, list_inputs, native_stderr_to, run_infer
 
+    out = Path(args.out)
+    try:
+        list_inputs(Path(args.path))  # a missing or unsupported input fails before anything loads
+        check_out_dir(out, args.force)
+    except (OutputExists, FileNotFoundError, ValueError) as e:
+        print(f"interhand infer: {e}", file=sys.stderr)
+        return 2
+    if not args.verbose:
+        quiet_native_logs()
+    log = tempfile.TemporaryFile(mode="w+")
     try:
         params = validate({"method": args.method, "checkpoint": args.checkpoint or "", "mano_dir": args.mano_dir or "",
                            "device": args.device, "crop_mode": args.crop_mode, "mirrored": bool(args.mirrored),
                            "min_confidence": float(args.min_confidence)})
-        pipeline = Pipeline.from_params(params)
+        with native_stderr_to(log, not args.verbose):
+            pipeline = Pipeline.from_params(params)
     except (ConfigError, MethodUnavailable) as e:
         print(f"interhand infer: {e}", file=sys.stderr)
         return 2
+    kind = trained_on(params.checkpoint) if args.method == "dir" else None
+    if kind == "synthetic":
+        print(SYNTHETIC_WARNING.format(ckpt=Path(params.checkpoint).name), file=sys.stderr)
 
     def make_pipeline(video: bool) -> Pipeline:
         pipeline.reset(replace(post_config(params), smoothing=video and not args.no_smoothing))
         return pipeline
 
+    info = RunInfo(method=args.method, model=pipeline.model_id, device=pipeline.device, trained_on=kind,
+                   mirrored=bool(args.mirrored), command=" ".join(["interhand", *args.argv]))
     intr = {"fx": args.fx, "fy": args.fy, "cx": args.cx, "cy": args.cy, "hfov_deg": args.hfov}
-    res = run_infer(args.path, make_pipeline, args.out, intr, fmt=args.format, max_frames=args.max_frames,
-                    show_image=not args.no_image)
+    try:
+        res = run_infer(args.path, make_pipeline, str(out), intr, info, fmt=args.format, max_frames=args.max_frames,
+                        height=args.overlay_height, show_image=not args.no_image, quiet=not args.verbose, log=log)
+    except (FileNotFoundError, ValueError) as e:
+        print(f"interhand infer: {e}", file=sys.stderr)
+        print(f"outputs so far in {out.resolve()}/" if out.is_dir() else "nothing written", file=sys.stderr)
+        return 2
     print(f"{res['frames']} frame(s), {res['hands']} hand(s) ({args.method}, {pipeline.model_id} on {pipeline.device})")
-    for f in res["outputs"][:10]:
-        print(f"wrote {f}")
-    if len(res["outputs"]) > 10:
-        print(f"... and {len(res['outputs']) - 10} more in {args.out}")
+    if res["missed"] and res["frames"] > 1:
+        print(f"{len(res['missed'])} of {res['frames']} frame(s) with fewer than 2 hands from the detector")
+    for f in res["outputs"][:6]:
+        print(f"wrote {Path(f).name}")
+    if len(res["outputs"]) > 6:
+        print(f"... and {len(res['outputs']) - 6} more")
+    print(f"outputs in {res['out']}/")
     return 0
 
 
@@ -345,31 +388,62 @@ def build_parser() -> argparse.ArgumentParser:
 
     i = sub.add_parser(
         "infer", help="reconstruct the hands in an image, a folder of images or a video",
-        description="Run the node's processing offline on PATH (an image, a folder of images, or a video) and write "
-        "overlays ([input with meshes and skeletons | side view]: PNG per image, or an MP4) and all outputs "
-        "(hands.json, or hands.npz with the vertices). Positions are metres in the camera frame, from --fx/--fy/--cx/--cy "
-        "or an assumed field of view (--hfov).")
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="""Run the node's processing offline on PATH (an image, a folder of images, or a video).
+
+Outputs, in --out (default infer_out/):
+  <name>_hands.png    per image: [input with meshes, skeletons and boxes | side view] over a legend
+  <name>_hands.json   next to it (or .npz with --format npz, vertices added): source, method, model,
+                      trained_on (DIR weights' training data), camera used (fx, fy, cx, cy, width,
+                      height, assumed: true when from --hfov, not --fx), crop box, hands the detector
+                      found and their boxes, and per hand: side, valid, confidence, joints_3d (metres,
+                      camera frame), joints_2d (pixels, the 3D joints projected with that camera),
+                      wrist position and quaternion, pose (48), betas (10)
+  <name>_hands.mp4    for a video, with one <name>_hands.json (or .npz) holding every frame's record
+  summary.json        the command, method, model, and one line per input
+
+Overlay legend: blue = left hand, orange = right hand (the person's sides); dashed boxes = the
+detector's hands (coloured by side); yellow box = the crop the method ran on. "detector N" in the
+caption = how many hands MediaPipe found (of 2); the hands drawn are those valid
+(confidence >= --min-confidence).
+
+The terminal shows a progress bar, one line per image where the detector found fewer than two hands
+(which side it saw, which is missing), and the output folder at the end. MediaPipe/TFLite/absl
+messages are kept out of it (--verbose shows them). A folder holding a previous run's outputs is
+refused (exit status 2) unless --force, which deletes those files first.
+
+--method dir with weights trained on synthetic renders only (the demo weights) prints a warning:
+they are not meant for real images. DIR's confidence is lowered when both predicted hands lie in one
+place (their joint boxes' IoU above 0.5; 0 at 0.85: pipeline/stacking.py).""")
     i.add_argument("path", help="image, folder of images, or video file")
     i.add_argument("--method", default="keypoint_fit", choices=("keypoint_fit", "dir"),
                    help="keypoint_fit (MediaPipe + hand-model fit, no weights; default) or dir (the DIR network)")
-    i.add_argument("--checkpoint", default=None, help="DIR weights (default: the demo weights)")
+    i.add_argument("--checkpoint", default=None, help="DIR weights (default: the demo weights, synthetic-only)")
     i.add_argument("--crop-mode", default="detect", choices=("detect", "center", "full"),
-                   help="DIR's crop: detect (MediaPipe, default), center, full")
+                   help="DIR's crop: detect (MediaPipe, default), center, full (no detector: no 'detector N')")
     i.add_argument("--mano-dir", default=None, help="folder with MANO_{RIGHT,LEFT}.pkl (default: built-in hand)")
     i.add_argument("--device", default="auto")
     i.add_argument("--out", default="infer_out", help="output folder (default infer_out/)")
+    i.add_argument("--force", action="store_true",
+                   help="write into --out even if it holds a previous run's outputs (those files are deleted first)")
     i.add_argument("--fx", type=float, default=None, help="focal length in pixels (default: from --hfov)")
-    i.add_argument("--fy", type=float, default=None)
-    i.add_argument("--cx", type=float, default=None)
-    i.add_argument("--cy", type=float, default=None)
-    i.add_argument("--hfov", type=float, default=60.0, help="assumed horizontal field of view without --fx (deg)")
-    i.add_argument("--mirrored", action="store_true", help="the images are mirrored (selfie camera)")
+    i.add_argument("--fy", type=float, default=None, help="default: --fx")
+    i.add_argument("--cx", type=float, default=None, help="default: the image centre")
+    i.add_argument("--cy", type=float, default=None, help="default: the image centre")
+    i.add_argument("--hfov", type=float, default=60.0,
+                   help="assumed horizontal field of view without --fx (deg; the outputs say assumed: true)")
+    i.add_argument("--mirrored", action="store_true", help="the images are mirrored (selfie camera): flipped back "
+                   "first; overlays and 2D outputs are of the flipped-back image")
     i.add_argument("--no-smoothing", action="store_true", help="no One Euro filtering on videos")
-    i.add_argument("--format", default="json", choices=("json", "npz"), help="outputs file (npz adds vertices)")
+    i.add_argument("--format", default="json", choices=("json", "npz"),
+                   help="per-input record file: json, or npz (the record as JSON plus arrays, vertices included)")
+    i.add_argument("--overlay-height", type=int, default=400,
+                   help="height of each overlay PNG / video frame in pixels, legend included (default 400)")
     i.add_argument("--max-frames", type=int, default=None)
-    i.add_argument("--min-confidence", type=float, default=0.3)
+    i.add_argument("--min-confidence", type=float, default=0.3, help="hands below it are not valid (default 0.3)")
     i.add_argument("--no-image", action="store_true",
                    help="draw the hands on a grey canvas instead of the input (for inputs you may not share)")
+    i.add_argument("--verbose", action="store_true", help="let MediaPipe/TFLite/absl messages through")
     i.set_defaults(func=_cmd_infer)
 
     x = sub.add_parser("export", help="export the network for other runtimes (onnx)",

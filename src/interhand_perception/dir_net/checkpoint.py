@@ -97,3 +97,17 @@ def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
         for block in iter(lambda: f.read(chunk), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def trained_on(path: str | Path) -> str:
+    """What the weights were trained on: the embedded run config's ``data.kind``
+    ("synthetic", "interhand26m", ...), read from the file's header only (no tensors);
+    "unknown" for a file that is not such a checkpoint or carries no data kind."""
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+        if meta.get("format") != FORMAT:
+            return "unknown"
+        return str(json.loads(meta.get("config", "{}")).get("data", {}).get("kind") or "unknown")
+    except Exception:  # noqa: BLE001 (missing file, not safetensors: SafetensorError, bad JSON)
+        return "unknown"

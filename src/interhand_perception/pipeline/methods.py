@@ -10,7 +10,8 @@ and the tests call them alike.
   missed frames by :class:`~interhand_perception.detection.CropTracker`, re-centred on DIR's
   own two-hand prediction). With a detector, the detector's sides and DIR's left/right
   assignment are reconciled (``detection.handedness``), and a DIR hand the detector did not
-  see must be confidently supported by DIR's own segmentation to count.
+  see must be confidently supported by DIR's own segmentation to count. Two hands stacked in
+  one place (their joint boxes overlap almost entirely) lose confidence (:mod:`.stacking`).
 * :class:`KeypointFitMethod`: MediaPipe's landmarks, and the hand model fitted to them
   (``fitting``): no DIR weights needed. What makes the node useful on real cameras until DIR
   weights trained on real data exist. A hand the detector did not find is not valid.
@@ -31,7 +32,8 @@ from ..dir_net.checkpoint import file_sha256
 from ..dir_net.crop import crop_to_frame
 from ..hand_model.joints import SIDES
 from .frame import FrameProcessor, FrameResult
-from .placement import Intrinsics
+from .placement import Intrinsics, project_points
+from .stacking import stacked_confidence
 
 #: A DIR hand that the detector did not see is valid only above this confidence. The demo
 #: weights' segmentation-based confidence is 0.7-0.9 even for hands that are not there (single-
@@ -103,21 +105,21 @@ class DIRMethod:
         """One frame -> (FrameResult, report). report: crop box, hands found, sides decision."""
         if self.crop_mode != "detect":
             frame = self.processor(rgb, intrinsics)
-            return frame, {"box": frame.box, "found": None}
+            report = {"box": frame.box, "found": None}
+            return self._unstack(frame, intrinsics, report), report
         from ..detection import find_two_hands, reconcile_sides, recentre_box
 
         t0 = time.perf_counter()
         found = find_two_hands(self.detector, rgb, mirrored=False, config=self.search)
         box = self.tracker.update(found, stamp=t)
         report = {"box": box, "found": found.found, "carried": found.box is None and box is not None,
-                  "reason": found.reason, "detect_ms": (time.perf_counter() - t0) * 1e3}
+                  "reason": found.reason, "detect_ms": (time.perf_counter() - t0) * 1e3,
+                  "detections": detections_report(found.hands)}
         if box is None:
             return _empty_frame(self.num_vertices), report
         frame = self.processor.run_on_box(rgb, intrinsics, box)
         frame.timings["detect"] = report["detect_ms"] / 1e3
-        res = frame.result
-        size = self.reconstructor.img_size
-        dir2d = [crop_to_frame(res.hand(s).joints2d, box, size) for s in SIDES]
+        dir2d = list(self._joints2d(frame))
         seen = set()
         if found.hands:
             decision = reconcile_sides(found.hands, dir2d[0], dir2d[1], mirrored=False)
@@ -130,10 +132,37 @@ class DIRMethod:
         for i, side in enumerate(SIDES):
             if side not in seen and conf[i] < self.unseen_min_confidence:
                 conf[i] = 0.0  # not seen by the detector and weakly supported: not invented
-        frame = replace(frame, confidence=conf)
-        if (conf > 0).all():
+        frame = self._unstack(replace(frame, confidence=conf), intrinsics, report)
+        if (frame.confidence > 0).all():
             self.tracker.box = recentre_box(box, dir2d[0], dir2d[1], valid=(True, True))
         return frame, report
+
+    def reset(self) -> None:
+        """Forget the carried crop (a new stream, or unrelated images)."""
+        self.tracker.reset()
+
+    def _joints2d(self, frame: FrameResult) -> np.ndarray:
+        """(2, 21, 2) DIR's own image joints (left, right slots of the network), frame pixels."""
+        size = self.reconstructor.img_size
+        return np.stack([crop_to_frame(frame.result.hand(s).joints2d, frame.box, size) for s in SIDES])
+
+    @staticmethod
+    def _unstack(frame: FrameResult, intrinsics: Intrinsics, report: dict) -> FrameResult:
+        """Both confidences lowered when the two placed hands, projected into the image, are
+        stacked in one place (:func:`~interhand_perception.pipeline.stacking.stacked_confidence`);
+        ``report["stacking"]``."""
+        joints2d = np.stack([project_points(j, intrinsics) for j in frame.placed.joints])  # (2, 21, 2)
+        stack = stacked_confidence(frame.confidence, joints2d)
+        report["stacking"] = stack.report()
+        return replace(frame, confidence=stack.confidence)
+
+
+def detections_report(hands, sides=None) -> list[dict]:
+    """JSON-friendly detector hands: ``[{"side", "score", "box": [x0, y0, x1, y1] pixels}]``;
+    ``sides``: the sides finally given to them (default: the detector's)."""
+    sides = sides or [h.side for h in hands]
+    return [{"side": s, "score": round(float(h.score), 4), "box": np.round(np.asarray(h.box, float), 1).tolist()}
+            for h, s in zip(hands, sides)]
 
 
 class KeypointFitMethod:
@@ -168,8 +197,9 @@ class KeypointFitMethod:
         self.label_weight = float(label_weight)
         self.num_vertices = int(hand_models["left"].v_template.shape[0])
 
-    def _fit(self, hands: list, intrinsics: Intrinsics, pair: bool) -> tuple[dict, list]:
-        """{side: FitResult} of the detections and one line per hand on its side."""
+    def _fit(self, hands: list, intrinsics: Intrinsics, pair: bool) -> tuple[dict, list, list]:
+        """{side: FitResult} of the detections, one line per hand on its side, and the side
+        given to each hand (in ``hands`` order)."""
         from ..fitting import fit_hands
         from ..fitting.sides import decide_sides
 
@@ -178,12 +208,14 @@ class KeypointFitMethod:
             fits = {}
             for d in sorted(decisions, key=lambda d: -abs(d.log_odds)):   # one hand per side
                 fits.setdefault(d.side, d.fits[d.side])
-            return fits, [f"{d.side} (geometry {d.geometry:+.2f}, label {d.label:+.2f})" for d in decisions]
+            return (fits, [f"{d.side} (geometry {d.geometry:+.2f}, label {d.label:+.2f})" for d in decisions],
+                    [d.side for d in decisions])
         dets = {}
         for h in hands:  # one per side (a same-side conflict keeps the better score)
             if h.side not in dets or h.score > dets[h.side].score:
                 dets[h.side] = h
-        return fit_hands(dets, intrinsics, self.hand_models, config=self.config), [f"{h.side} (label)" for h in hands]
+        return (fit_hands(dets, intrinsics, self.hand_models, config=self.config), [f"{h.side} (label)" for h in hands],
+                [h.side for h in hands])
 
     def __call__(self, rgb: np.ndarray, intrinsics: Intrinsics, t: float) -> tuple[FrameResult, dict]:
         from ..detection import find_two_hands
@@ -194,11 +226,12 @@ class KeypointFitMethod:
         t1 = time.perf_counter()
         hands = [h for h in found.hands if np.isfinite(h.landmarks2d).all() and np.isfinite(h.world).all()]
         report = {"box": found.box, "found": len(hands), "reason": found.reason, "detect_ms": (t1 - t0) * 1e3,
-                  "landmarks2d": [h.landmarks2d for h in hands]}
+                  "landmarks2d": [h.landmarks2d for h in hands], "detections": detections_report(hands)}
         if not hands:
             return _empty_frame(self.num_vertices, found.box), report
-        fits, why = self._fit(hands, intrinsics, pair=len(hands) == 2)
+        fits, why, sides = self._fit(hands, intrinsics, pair=len(hands) == 2)
         report["sides"] = "; ".join(why)
+        report["detections"] = detections_report(hands, sides)
         placed = to_placed_hands(fits, depth_from="assumed" if intrinsics.assumed else "camera_info")
         conf = np.array([fits[s].confidence if s in fits else 0.0 for s in SIDES], dtype=np.float64)
         pose = np.zeros((2, 48))

@@ -98,8 +98,11 @@ class Pipeline:
         return cls(method, hand_models, **kwargs)
 
     def reset(self, post: PostConfig | None = None) -> None:
-        """Forget the stream (smoothing state, hand tracks); ``post``: new post-processing settings."""
+        """Forget the stream (smoothing state, hand tracks, a method's carried crop); ``post``:
+        new post-processing settings."""
         self.post = PostProcessor(post or self.post.config, self.faces)
+        if hasattr(self.method, "reset"):
+            self.method.reset()
 
     def __call__(self, rgb: np.ndarray, intrinsics: Intrinsics, t: float,
                  depth: np.ndarray | None = None) -> PipelineOutput:
