@@ -84,9 +84,13 @@ class SemanticGraphConv(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         a_self, a_nbr = (a.to(x.dtype) for a in self.edge_weights())
-        xs = x.unsqueeze(-2)  # (B, J, 1, C) @ (J, C, D) -> (B, J, 1, D)
-        h_self = torch.matmul(xs, self.weight[0]).squeeze(-2)
-        h_nbr = torch.matmul(xs, self.weight[1]).squeeze(-2)
+        # one (B, C) @ (C, D) product per joint, joints as the batch of a bmm: (J, B, C) @ (J, C, D).
+        # (x arrives transposed from the previous layer's BatchNorm1d; broadcasting a (B, J, 1, C)
+        # against (J, C, D) instead made AOTAutograd's matmul decomposition view a non-viewable
+        # expand at batch > 1, which failed torch.compile.)
+        xj = x.transpose(0, 1)
+        h_self = torch.bmm(xj, self.weight[0]).transpose(0, 1)  # (B, J, D)
+        h_nbr = torch.bmm(xj, self.weight[1]).transpose(0, 1)
         return torch.matmul(a_self, h_self) + torch.matmul(a_nbr, h_nbr) + self.bias
 
 
