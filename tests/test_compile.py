@@ -196,3 +196,29 @@ def test_explain_reports_no_graph_break(cfg):
 def test_inductor_compiles_and_matches():
     """One network through inductor's C++ code generation (needs a C++ compiler: gcc)."""
     compile_and_compare(small_net(TINY_MODEL), "inductor")
+
+
+# ----------------------------------------------------------------------------- the batched pair
+@pytest.mark.parametrize("variant", ["project", "release"])
+def test_hand_pair_matches_the_models_one_side_at_a_time_on_mano_topology(variant):
+    """``decode`` (both hands in one HandPair call) = ``decode_each`` (the two HandModel calls of
+    before) on 778-vertex MANO-topology models (synthetic arrays), where the release reads the
+    left middle fingertip at vertex 445; large random parameters."""
+    from release_fixtures import synthetic_hand_models
+
+    cfg = {"backbone": "resnet18", **SMALL} if variant == "project" else {**RELEASE, "backbone": "resnet18"}
+    net = build_dir_net(cfg, synthetic_hand_models()).eval()
+    assert net.hand_pair is not None and net.hand_models["left"].num_verts == 778
+    g = torch.Generator().manual_seed(3)
+    params = {s: torch.randn(4, net.config.num_params, generator=g) * 2.0 for s in SIDES}
+    offset = torch.randn(4, 3, generator=g)
+    with torch.inference_mode():
+        a, b = net.decode_each(params, offset), net.decode(params, offset)
+    for s in SIDES:
+        scale = float(b["camera"][s][:, 0].abs().max())  # crop units per metre: up to S0 e^4 here
+        for key, tol in (("verts", 2e-6), ("joints", 2e-6), ("camera", 1e-6), ("joints2d", 2e-6 * scale),
+                         ("verts2d", 2e-6 * scale)):
+            assert float((a[key][s] - b[key][s]).abs().max()) < tol, (key, s)
+    if variant == "release":
+        j, v = release_model.LEFT_MIDDLE_TIP
+        assert torch.equal(b["joints"]["left"][:, j], b["verts"]["left"][:, v])
