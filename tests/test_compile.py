@@ -97,13 +97,16 @@ def assert_close(a: dict, b: dict) -> None:
     {"backbone": "resnet18", "num_stages": 3, **SMALL},
     RELEASE,
 ], ids=["bone_t3", "joint", "single", "r18_kernel3_t3", "release"])
-@pytest.mark.parametrize("fast", [False, True], ids=["plain", "fast_paths"])
-def test_forward_does_no_host_work(cfg, fast):
-    """No tensor from host data, no value read back, no constant rebuilt: plain and with the CPU
-    fast paths of network/fast_inference.py installed."""
+@pytest.mark.parametrize("mode", ["plain", "fast_paths", "sides_one_by_one"])
+def test_forward_does_no_host_work(cfg, mode):
+    """No tensor from host data, no value read back, no constant rebuilt: plain, with the CPU
+    fast paths of network/fast_inference.py installed, and with the hand models called one side
+    at a time (``decode_each``, the path of hand models that cannot be paired)."""
     net = small_net(cfg)
-    if fast:
+    if mode == "fast_paths":
         assert "batched_decode" in optimise_for_inference(net)
+    if mode == "sides_one_by_one":
+        net.hand_pair = None
     with torch.inference_mode(), HostWork() as work:
         net(torch.randn(2, 3, S, S))
     assert not work.count, dict(work.count)
@@ -122,6 +125,8 @@ def forward_path_sources() -> str:
             release_gcn.scatter_row_softmax, release_gcn.SemanticGraphConv.forward,
             layer.HandPair.forward, layer.HandPair.rotations, layer.HandPair.levels,
             lbs.batch_rodrigues, lbs.rot6d_to_matrix, lbs.pose_features, lbs.level_forward_kinematics,
+            layer.HandModel.forward, layer.HandModel.hand_pose_to_axis_angle, lbs.lbs, lbs.joints21_from,
+            lbs.batch_rigid_transform, dir_model.DIRNet.decode_each, release_model.ReleaseDIRNet.decode_each,
             fast_inference.factorised_mfp_forward, fast_inference._splat_weights]
     return "\n".join(inspect.getsource(o) for o in objs)
 

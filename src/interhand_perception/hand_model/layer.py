@@ -144,6 +144,7 @@ class HandModel(nn.Module):
         ints("joint_order", SKIN_TO_OUTPUT)  # on the model's device: no per-call host copy
         ints("parent_index", self.parents_list[1:])
         ints("faces_tensor", self.faces)
+        floats("eye", np.eye(3))  # for Rodrigues and the pose features: no constant built per call
 
     def extra_repr(self) -> str:
         return (f"name={self.name!r}, side={self.side!r}, num_verts={self.num_verts}, "
@@ -203,7 +204,7 @@ class HandModel(nn.Module):
                              f"hand_pose {hand_pose.shape[0]}")
         root_mat = global_orient_to_matrix(global_orient, rot_type)
         pose45 = self.hand_pose_to_axis_angle(hand_pose, pose_type)
-        finger_mats = L.batch_rodrigues(pose45.reshape(batch, -1, 3))
+        finger_mats = L.batch_rodrigues(pose45.reshape(batch, -1, 3), self.eye)
         rot_mats = torch.cat([root_mat[:, None], finger_mats], dim=1)
         if betas is None:
             betas = self.v_template.new_zeros(batch, self.num_betas)
@@ -212,7 +213,7 @@ class HandModel(nn.Module):
                              f"got {tuple(betas.shape)}")
         verts, joints16 = L.lbs(betas, rot_mats, self.v_template, self.shapedirs, self.posedirs,
                                 self.J_regressor, self.parents_list, self.lbs_weights,
-                                parent_index=self.parent_index)
+                                parent_index=self.parent_index, eye=self.eye)
         if transl is not None:
             verts = verts + transl[:, None]
             joints16 = joints16 + transl[:, None]

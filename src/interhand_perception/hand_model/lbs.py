@@ -353,7 +353,8 @@ def level_forward_kinematics(rot_mats: torch.Tensor, joints: torch.Tensor,
 def lbs(betas: torch.Tensor, full_pose: torch.Tensor, v_template: torch.Tensor,
         shapedirs: torch.Tensor, posedirs: torch.Tensor, J_regressor: torch.Tensor,
         parents: IntSeq, lbs_weights: torch.Tensor, pose2rot: bool = False,
-        parent_index: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        parent_index: torch.Tensor | None = None,
+        eye: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Shape, pose-correct and skin a 16-joint hand.
 
     Args:
@@ -369,6 +370,7 @@ def lbs(betas: torch.Tensor, full_pose: torch.Tensor, v_template: torch.Tensor,
         pose2rot: whether ``full_pose`` is axis-angle.
         parent_index: optional (15,) long tensor ``parents[1:]`` on the device
             (:func:`batch_rigid_transform`).
+        eye: optional (3, 3) identity in the inputs' dtype and device (a module buffer).
 
     Returns:
         verts: (B, V, 3) posed vertices.
@@ -376,12 +378,12 @@ def lbs(betas: torch.Tensor, full_pose: torch.Tensor, v_template: torch.Tensor,
     """
     batch = betas.shape[0]
     if pose2rot:
-        rot_mats = batch_rodrigues(full_pose.reshape(-1, 3)).reshape(batch, -1, 3, 3)
+        rot_mats = batch_rodrigues(full_pose.reshape(-1, 3), eye).reshape(batch, -1, 3, 3)
     else:
         rot_mats = full_pose
     v_shaped = v_template + blend_shapes(betas, shapedirs)
     rest_joints = vertices2joints(J_regressor, v_shaped)
-    feats = pose_features(rot_mats)
+    feats = pose_features(rot_mats, eye)
     v_posed = v_shaped + torch.einsum("bp,vcp->bvc", feats, posedirs)
     joints16, rel = batch_rigid_transform(rot_mats, rest_joints, parents, parent_index)
     per_vertex = torch.einsum("vj,bjmn->bvmn", lbs_weights, rel[..., :3, :])
