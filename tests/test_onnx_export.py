@@ -334,3 +334,30 @@ def test_cli_export_with_check(tmp_path, tiny_ckpt, capsys):
     text = capsys.readouterr().out
     assert rc == 0 and out.is_file() and os.access(out, os.R_OK)
     assert "wrote" in text and "parity OK" in text and "max |diff| vertices" in text
+
+
+@needs_onnx
+def test_release_variant_export_parity(tmp_path):
+    """The release variant exported with both hands in one HandPair (issue 13) on MANO-topology
+    models (the left middle tip at vertex 445): ONNX Runtime gives PyTorch's stages."""
+    import onnxruntime as ort
+
+    from interhand_perception.network.export_onnx import INPUT_NAME, export_model
+    from release_fixtures import synthetic_hand_models
+
+    torch.manual_seed(0)
+    net = build_dir_net({"variant": "release", "backbone": "resnet18", "img_size": S, "width": 32, "joint_dim": 32},
+                        synthetic_hand_models()).eval()
+    path = export_model(net, tmp_path / "release.onnx")
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    x = torch.randn(3, 3, S, S, generator=torch.Generator().manual_seed(2))
+    pred = onnx_outputs_to_pred(sess.run(None, {INPUT_NAME: x.numpy()}), [o.name for o in sess.get_outputs()])
+    with torch.inference_mode():
+        ref = net(x)
+    last, ort_last = ref["stages"][-1], pred["stages"][-1]  # the graph has every stage's joints, the last in full
+    for s in SIDES:
+        for key in ("verts", "joints", "camera"):
+            assert max_abs(last[key][s], ort_last[key][s]) < 1e-5, (key, s)
+        assert max_abs(last["joints2d"][s], ort_last["joints2d"][s]) < 1e-4
+        for t in range(len(ref["stages"]) - 1):
+            assert max_abs(ref["stages"][t]["joints"][s], pred["stages"][t]["joints"][s]) < 1e-5, (t, s)
