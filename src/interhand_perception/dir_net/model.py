@@ -151,6 +151,12 @@ class DIRNet(nn.Module):
             "attention": {side: (B, 1, S/32, S/32)} in (0, 1);
             "attention_logits": {side: (B, 1, S/32, S/32)}, the attention before its sigmoid.
 
+    Both hands are decoded in one call of ``hand_pair`` (a :class:`HandPair` of the two models,
+    non-persistent buffers only) when the models can be paired, else one side at a time
+    (:meth:`decode_each`). The forward builds no tensor from host data, reads no value back and
+    rebuilds no constant (indices and grids are buffers), so it can be captured as one CUDA
+    graph or one ``torch.compile(fullgraph=True)`` graph (tests/test_compile.py).
+
     Mixed precision: under autocast (bf16/fp16) the convolutions and linear layers run in the
     low precision, but :meth:`decode` (hand models, camera, projection) runs in float32 with
     autocast disabled and returns float32 tensors: skinning subtracts nearby vertex positions
