@@ -102,7 +102,7 @@ def test_fast_paths_match_the_network(mfp_mode):
                 assert max_abs(sa[k][s], sb[k][s]) < 2e-6, (k, s)
     assert max_abs(a["seg"], b["seg"]) < 1e-4 and max_abs(a["dense"], b["dense"]) < 1e-5
     clone = copy.deepcopy(fast)  # the installed paths follow the copy, not the original
-    assert clone.decode is clone.batched_decode and clone.decode is not fast.decode
+    assert clone.hand_pair is not None and clone.hand_pair is not fast.hand_pair
     if mfp_mode != "single":
         assert all(st.mfp.forward.args[0] is st.mfp for st in clone.stages)
     with torch.inference_mode():
@@ -110,16 +110,19 @@ def test_fast_paths_match_the_network(mfp_mode):
     assert max_abs(c["stages"][-1]["verts"]["left"], b["stages"][-1]["verts"]["left"]) == 0.0
 
 
-def test_batched_hand_layer_on_extreme_parameters():
-    """Large rotations / poses / shapes (not just what a trained net outputs) still agree."""
-    net = build_dir_net(TINY_MODEL).eval()
-    fast = copy.deepcopy(net)
-    optimise_for_inference(fast)
+@pytest.mark.parametrize("variant", ["project", "release"])
+def test_batched_hand_layer_on_extreme_parameters(variant):
+    """Large rotations / poses / shapes (not just what a trained net outputs): the batched pair
+    of hand models (``decode_pair``) agrees with the models called one side at a time."""
+    cfg = TINY_MODEL if variant == "project" else {"variant": "release", "backbone": "resnet18", "img_size": 64,
+                                                   "width": 32, "joint_dim": 32}
+    net = build_dir_net(cfg).eval()
+    assert net.hand_pair is not None
     g = torch.Generator().manual_seed(0)
     params = {s: torch.randn(5, net.config.num_params, generator=g) * 3.0 for s in SIDES}
     offset = torch.randn(5, 3, generator=g)
     with torch.inference_mode():
-        a, b = net.decode(params, offset), fast.decode(params, offset)
+        a, b = net.decode_each(params, offset), net.decode(params, offset)
     for k in ("verts", "joints"):
         for s in SIDES:
             assert max_abs(a[k][s], b[k][s]) < 1e-6
@@ -331,3 +334,30 @@ def test_cli_export_with_check(tmp_path, tiny_ckpt, capsys):
     text = capsys.readouterr().out
     assert rc == 0 and out.is_file() and os.access(out, os.R_OK)
     assert "wrote" in text and "parity OK" in text and "max |diff| vertices" in text
+
+
+@needs_onnx
+def test_release_variant_export_parity(tmp_path):
+    """The release variant exported with both hands in one HandPair (issue 13) on MANO-topology
+    models (the left middle tip at vertex 445): ONNX Runtime gives PyTorch's stages."""
+    import onnxruntime as ort
+
+    from interhand_perception.network.export_onnx import INPUT_NAME, export_model
+    from release_fixtures import synthetic_hand_models
+
+    torch.manual_seed(0)
+    net = build_dir_net({"variant": "release", "backbone": "resnet18", "img_size": S, "width": 32, "joint_dim": 32},
+                        synthetic_hand_models()).eval()
+    path = export_model(net, tmp_path / "release.onnx")
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    x = torch.randn(3, 3, S, S, generator=torch.Generator().manual_seed(2))
+    pred = onnx_outputs_to_pred(sess.run(None, {INPUT_NAME: x.numpy()}), [o.name for o in sess.get_outputs()])
+    with torch.inference_mode():
+        ref = net(x)
+    last, ort_last = ref["stages"][-1], pred["stages"][-1]  # the graph has every stage's joints, the last in full
+    for s in SIDES:
+        for key in ("verts", "joints", "camera"):
+            assert max_abs(last[key][s], ort_last[key][s]) < 1e-5, (key, s)
+        assert max_abs(last["joints2d"][s], ort_last["joints2d"][s]) < 1e-4
+        for t in range(len(ref["stages"]) - 1):
+            assert max_abs(ref["stages"][t]["joints"][s], pred["stages"][t]["joints"][s]) < 1e-5, (t, s)

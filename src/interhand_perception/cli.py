@@ -25,6 +25,7 @@ examples:
   interhand eval-placement --out placement.json                keypoint fit's 3D placement on rendered frames
   interhand bench                                              latency/parameter table
   interhand bench --node --devices cpu                         hands_node cost per frame (640x480)
+  interhand bench --devices cuda --stages 2                    GPU variants: eager, fp16/bf16, CUDA graph, compiled
   interhand bench --train --steps 100                          training samples/s, old vs new path
   interhand gen-data --out data_cache/syn128 --num 20000 --img-size 128
   interhand export onnx --check                                demo weights -> ONNX (cached) + parity check
@@ -170,7 +171,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
     run_bench(backbones=args.backbones.split(","), stages=[int(s) for s in args.stages.split(",")],
               img_size=args.img_size, repeats=args.repeats, devices=devices.split(","),
-              threads=args.threads)
+              threads=args.threads, variants=[v.strip() for v in args.variants.split(",")] if args.variants else None,
+              batches=tuple(int(b) for b in args.batches.split(",")))
     return 0
 
 
@@ -371,6 +373,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--devices", default=None, help="devices to try; unavailable ones are skipped (default: "
                    "cpu,cuda; cpu for --node; auto = cuda if available else cpu for --train)")
     b.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    b.add_argument("--variants", default=None, help="CUDA only: comma-separated GPU variants (default all: "
+                   "'eager fp32,eager fp16,eager bf16,graph fp32,graph bf16,compiled')")
+    b.add_argument("--batches", default="1,16", help="CUDA only: batch sizes of the GPU variants (default %(default)s)")
     b.add_argument("--node", action="store_true", help="instead: hands_node's own per-frame cost at 640x480 "
                    "(conversion, crop, post-processing, message building, publishing over ROS 2), beside the network")
     b.add_argument("--checkpoint", default=str(DEMO_WEIGHTS), help="weights for --node (default: the demo weights)")

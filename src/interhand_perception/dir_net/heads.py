@@ -53,12 +53,12 @@ def project_weak_perspective(xyz: torch.Tensor, cam: torch.Tensor) -> torch.Tens
     """``uv = s * xyz[..., :2] + (tx, ty)``.
 
     Args:
-        xyz: (B, N, 3) wrist-relative points, metres.
-        cam: (B, 3) decoded camera ``(s, tx, ty)``.
+        xyz: (..., N, 3) wrist-relative points, metres (e.g. (B, N, 3) or (B, 2, N, 3)).
+        cam: (..., 3) decoded camera ``(s, tx, ty)`` with the same leading axes.
     Returns:
-        (B, N, 2) crop coordinates in [-1, 1] (``uv = 2 * px / S - 1``).
+        (..., N, 2) crop coordinates in [-1, 1] (``uv = 2 * px / S - 1``).
     """
-    return cam[:, None, :1] * xyz[..., :2] + cam[:, None, 1:]
+    return cam[..., None, :1] * xyz[..., :2] + cam[..., None, 1:]
 
 
 # ---- initial prediction (a sensible mean) -----------------------------------------------

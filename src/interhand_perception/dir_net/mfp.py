@@ -49,17 +49,25 @@ def to_cells(uv: torch.Tensor, h: int, w: int) -> torch.Tensor:
     return torch.stack([(uv[..., 0] + 1.0) * (w / 2.0), (uv[..., 1] + 1.0) * (h / 2.0)], dim=-1)
 
 
-def segment_weights(a: torch.Tensor, b: torch.Tensor, h: int, w: int,
-                    radius: float) -> tuple[torch.Tensor, torch.Tensor]:
+def centres_for(centres: torch.Tensor | None, h: int, w: int, like: torch.Tensor) -> torch.Tensor:
+    """``centres`` (a precomputed (h * w, 2) buffer) in like's dtype, or :func:`cell_centres`."""
+    if centres is None or centres.shape[0] != h * w:
+        return cell_centres(h, w, like)
+    return centres.to(like.dtype)
+
+
+def segment_weights(a: torch.Tensor, b: torch.Tensor, h: int, w: int, radius: float,
+                    centres: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Blend weights of K segments on an (h, w) map.
 
     Args:
         a, b: (B, K, 2) segment endpoints in cell units (no gradient is taken through them).
         h, w: map size; radius: footprint radius in cells (strict ``distance < radius``).
+        centres: optional (h * w, 2) :func:`cell_centres` (a module buffer); None builds them.
     Returns:
         (wa, wb), each (B, K, h * w): ``(1 - t)`` and ``t`` inside the footprint, 0 outside.
     """
-    p = cell_centres(h, w, a)  # (P, 2)
+    p = centres_for(centres, h, w, a)  # (P, 2)
     d = (b - a)[:, :, None, :]  # (B, K, 1, 2)
     ap = p[None, None] - a[:, :, None, :]  # (B, K, P, 2)
     len2 = (d * d).sum(-1).clamp_min(1e-12)  # (B, K, 1)
@@ -70,30 +78,43 @@ def segment_weights(a: torch.Tensor, b: torch.Tensor, h: int, w: int,
 
 
 def splat_segments(a: torch.Tensor, b: torch.Tensor, fa: torch.Tensor, fb: torch.Tensor,
-                   h: int, w: int, radius: float) -> torch.Tensor:
+                   h: int, w: int, radius: float, centres: torch.Tensor | None = None) -> torch.Tensor:
     """Splat K segments with linearly blended endpoint features.
 
     Args:
-        a, b: (B, K, 2) endpoints in cell units; fa, fb: (B, K, C) endpoint features.
+        a, b: (B, K, 2) endpoints in cell units; fa, fb: (B, K, C) endpoint features;
+        centres: optional (h * w, 2) cell centres.
     Returns:
         (B, K, C, h, w) planes (see :func:`segment_weights`).
     """
-    wa, wb = segment_weights(a, b, h, w, radius)
+    wa, wb = segment_weights(a, b, h, w, radius, centres)
     out = wa[:, :, None, :] * fa[..., None] + wb[:, :, None, :] * fb[..., None]
     return out.reshape(out.shape[0], out.shape[1], out.shape[2], h, w)
 
 
-def splat_points(q: torch.Tensor, f: torch.Tensor, h: int, w: int, radius: float) -> torch.Tensor:
+def point_weights(q: torch.Tensor, h: int, w: int, radius: float,
+                  centres: torch.Tensor | None = None) -> torch.Tensor:
+    """Tent weights ``max(0, 1 - |dx| / r) * max(0, 1 - |dy| / r)`` of K points on an (h, w) map.
+
+    Args:
+        q: (B, K, 2) points in cell units; centres: optional (h * w, 2) cell centres.
+    Returns:
+        (B, K, h * w).
+    """
+    diff = (centres_for(centres, h, w, q)[None, None] - q[:, :, None, :]).abs() / radius  # (B, K, P, 2)
+    return torch.relu(1.0 - diff).prod(dim=-1)
+
+
+def splat_points(q: torch.Tensor, f: torch.Tensor, h: int, w: int, radius: float,
+                 centres: torch.Tensor | None = None) -> torch.Tensor:
     """Splat K points with a separable tent footprint of half-width ``radius`` cells.
 
     Args:
-        q: (B, K, 2) points in cell units; f: (B, K, C) features.
+        q: (B, K, 2) points in cell units; f: (B, K, C) features; centres: optional cell centres.
     Returns:
-        (B, K, C, h, w); weight ``max(0, 1 - |dx| / r) * max(0, 1 - |dy| / r)``.
+        (B, K, C, h, w); weight :func:`point_weights`.
     """
-    p = cell_centres(h, w, q)
-    diff = (p[None, None] - q[:, :, None, :]).abs() / radius  # (B, K, P, 2)
-    wgt = torch.relu(1.0 - diff).prod(dim=-1)  # (B, K, P)
+    wgt = point_weights(q, h, w, radius, centres)  # (B, K, P)
     out = wgt[:, :, None, :] * f[..., None]
     return out.reshape(out.shape[0], out.shape[1], out.shape[2], h, w)
 
@@ -111,17 +132,28 @@ class MultiPlaneProjection(nn.Module):
         here); feats: {side: (B, 21, C)}; radius: footprint in cells; size: (h, w) as Python
         ints (static, so tracing records no shape logic).
         returns (B, width, h, w) = fmap + conv(planes).
+
+    ``map_size`` (h, w), when given, precomputes the cell centres of that map as a buffer
+    (non-persistent, like the bone indices): the forward then builds no constant tensor.
     """
 
-    def __init__(self, mode: str, channels: int, width: int, kernel: int = 3) -> None:
+    def __init__(self, mode: str, channels: int, width: int, kernel: int = 3,
+                 map_size: tuple[int, int] | None = None) -> None:
         super().__init__()
         if mode not in ("bone", "joint", "single"):
             raise ValueError(f"unknown MFP mode {mode!r}")
         self.mode = mode
         planes = {"bone": 2 * len(BONES), "joint": 2 * NUM_JOINTS, "single": 1}[mode]
         self.in_channels = planes * channels
-        self.register_buffer("parent", torch.tensor([p for p, _ in BONES]), persistent=False)
-        self.register_buffer("child", torch.tensor([c for _, c in BONES]), persistent=False)
+        parent = [p for p, _ in BONES]
+        child = [c for _, c in BONES]
+        self.register_buffer("parent", torch.tensor(parent), persistent=False)
+        self.register_buffer("child", torch.tensor(child), persistent=False)
+        # bone ends of both hands in the concatenated 42-joint order (left first)
+        self.register_buffer("bone_parent", torch.tensor(parent + [p + NUM_JOINTS for p in parent]), persistent=False)
+        self.register_buffer("bone_child", torch.tensor(child + [c + NUM_JOINTS for c in child]), persistent=False)
+        centres = None if map_size is None else cell_centres(*map_size, torch.zeros(()))
+        self.register_buffer("centres", centres, persistent=False)
         self.enhance = nn.Sequential(
             nn.Conv2d(self.in_channels, width, kernel, padding=kernel // 2), nn.BatchNorm2d(width), nn.ReLU(),
             nn.Conv2d(width, width, 1),
@@ -133,16 +165,14 @@ class MultiPlaneProjection(nn.Module):
         f = torch.cat([feats[s] for s in SIDES], dim=1)  # (B, 42, C)
         bsz = f.shape[0]
         if self.mode == "joint":
-            planes = splat_points(q, f, h, w, radius)
+            planes = splat_points(q, f, h, w, radius, self.centres)
             return planes.reshape(bsz, -1, h, w)
-        # bone indices of both hands in the concatenated 42-joint order
-        par = torch.cat([self.parent, self.parent + NUM_JOINTS])
-        chi = torch.cat([self.child, self.child + NUM_JOINTS])
+        par, chi = self.bone_parent, self.bone_child
         a, b, fa, fb = q[:, par], q[:, chi], f[:, par], f[:, chi]
         if self.mode == "bone":
-            return splat_segments(a, b, fa, fb, h, w, radius).reshape(bsz, -1, h, w)
+            return splat_segments(a, b, fa, fb, h, w, radius, self.centres).reshape(bsz, -1, h, w)
         # single plane: average of the bone splats covering each cell
-        wa, wb = (t.to(f.dtype) for t in segment_weights(a, b, h, w, radius))  # (B, 40, P)
+        wa, wb = (t.to(f.dtype) for t in segment_weights(a, b, h, w, radius, self.centres))  # (B, 40, P)
         total = torch.matmul(fa.transpose(1, 2), wa) + torch.matmul(fb.transpose(1, 2), wb)  # (B, C, P)
         cover = (wa + wb).sum(dim=1, keepdim=True).clamp_min(1.0)  # (B, 1, P)
         return (total / cover).reshape(bsz, -1, h, w)

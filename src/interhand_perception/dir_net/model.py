@@ -20,7 +20,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..hand_model.joints import NUM_JOINTS, SIDES
-from ..hand_model.layer import HandModel
+from ..hand_model.layer import HandModel, HandPair, pairable
+from ..hand_model.lbs import rot6d_to_matrix
 from .config import DIRConfig
 from .inputs import UNIT
 from .gcn import IntraHandGCN
@@ -100,7 +101,7 @@ class RefinementStage(nn.Module):
         )
         self.to_mfp = nn.Linear(d, cfg.mfp_channels)
         self.update = ParamUpdate(cfg.mfp_channels, cfg.num_params, NUM_JOINTS)
-        self.mfp = MultiPlaneProjection(cfg.mfp_mode, cfg.mfp_channels, width, cfg.mfp_kernel)
+        self.mfp = MultiPlaneProjection(cfg.mfp_mode, cfg.mfp_channels, width, cfg.mfp_kernel, self.map_size)
 
     def joint_tokens(self, fused: torch.Tensor, prev: dict) -> dict:
         """{side: (B, 21, joint_dim)} = J_visual + J_coord (both hands in one 3D space)."""
@@ -150,6 +151,12 @@ class DIRNet(nn.Module):
             "attention": {side: (B, 1, S/32, S/32)} in (0, 1);
             "attention_logits": {side: (B, 1, S/32, S/32)}, the attention before its sigmoid.
 
+    Both hands are decoded in one call of ``hand_pair`` (a :class:`HandPair` of the two models,
+    non-persistent buffers only) when the models can be paired, else one side at a time
+    (:meth:`decode_each`). The forward builds no tensor from host data, reads no value back and
+    rebuilds no constant (indices and grids are buffers), so it can be captured as one CUDA
+    graph or one ``torch.compile(fullgraph=True)`` graph (tests/test_compile.py).
+
     Mixed precision: under autocast (bf16/fp16) the convolutions and linear layers run in the
     low precision, but :meth:`decode` (hand models, camera, projection) runs in float32 with
     autocast disabled and returns float32 tensors: skinning subtracts nearby vertex positions
@@ -172,6 +179,28 @@ class DIRNet(nn.Module):
         )
         self.heads = PixelHeads(cfg.width)
         self.hand_models = nn.ModuleDict({s: hand_models[s] for s in SIDES})
+        self.hand_pair = self.build_hand_pair(hand_models)
+
+    def build_hand_pair(self, hand_models: Mapping[str, nn.Module]) -> HandPair | None:
+        """Both hand models as one batched :class:`HandPair` (non-persistent buffers only: the
+        state dict is unchanged), or None when they cannot be paired (other modules than
+        :class:`HandModel`, different topologies): :meth:`decode` then calls them one by one."""
+        left, right = (hand_models[s] for s in SIDES)
+        if not pairable(left, right, self.config.num_betas):
+            return None
+        return HandPair(left, right, self.config.num_betas, self.pair_tip_ids(hand_models))
+
+    def pair_tip_ids(self, hand_models: Mapping[str, nn.Module]) -> dict | None:
+        """{side: 5 fingertip vertex ids} for the :class:`HandPair`; None: the models' own."""
+        return None
+
+    def root_rotation(self, rot6d: torch.Tensor) -> torch.Tensor:
+        """(..., 6) predicted root rotation -> (..., 3, 3) matrices (Gram-Schmidt, as the models' "6d")."""
+        return rot6d_to_matrix(rot6d)
+
+    def camera(self, raw: torch.Tensor) -> torch.Tensor:
+        """(..., 3) raw camera numbers -> (..., 3) ``(s, tx, ty)`` (:func:`decode_camera`)."""
+        return decode_camera(raw)
 
     def decode(self, params: dict, offset: torch.Tensor) -> dict:
         """Run the hand models and the camera on parameters -> one stage dict (see forward).
@@ -186,7 +215,34 @@ class DIRNet(nn.Module):
         return self._decode(params, offset)
 
     def _decode(self, params: dict, offset: torch.Tensor) -> dict:
-        """:meth:`decode` in the tensors' own precision."""
+        """:meth:`decode` in the tensors' own precision: both hands in one batched hand-model
+        call (:meth:`decode_pair`), or one after the other (:meth:`decode_each`) for models that
+        cannot be paired."""
+        if self.hand_pair is None:
+            return self.decode_each(params, offset)
+        return self.decode_pair(params, offset)
+
+    def decode_pair(self, params: dict, offset: torch.Tensor) -> dict:
+        """Stage dict from the :class:`HandPair`: the sides stacked on axis 1, split at the end.
+
+        ``params`` {side: (B, P)}, ``offset`` (B, 3) -> stage dict (see :meth:`forward`).
+        """
+        sl = self.config.param_slices
+        p = torch.stack([params[s] for s in SIDES], dim=1)  # (B, 2, P)
+        verts, joints = self.hand_pair(self.root_rotation(p[..., sl["rot6d"]]), p[..., sl["pose"]],
+                                       p[..., sl["betas"]])  # (B, 2, V, 3), (B, 2, 21, 3)
+        root = joints[:, :, :1]
+        joints, verts = joints - root, verts - root
+        cam = self.camera(p[..., sl["camera"]])  # (B, 2, 3)
+        joints2d, verts2d = project_weak_perspective(joints, cam), project_weak_perspective(verts, cam)
+        out = {"params": params, "offset": offset}
+        for key, value in (("joints", joints), ("verts", verts), ("joints2d", joints2d), ("verts2d", verts2d),
+                           ("camera", cam)):
+            out[key] = dict(zip(SIDES, value.unbind(1)))
+        return out
+
+    def decode_each(self, params: dict, offset: torch.Tensor) -> dict:
+        """Stage dict from the hand models called one side at a time (any hand-model module)."""
         sl = self.config.param_slices
         out = {"params": params, "offset": offset, "joints": {}, "verts": {}, "joints2d": {},
                "verts2d": {}, "camera": {}}

@@ -32,6 +32,21 @@ def masked_row_softmax(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor
     return torch.softmax(full, dim=-1)
 
 
+def scatter_row_softmax(logits: torch.Tensor, index: torch.Tensor, fill: torch.Tensor) -> torch.Tensor:
+    """:func:`masked_row_softmax` from precomputed buffers (no tensor built per call).
+
+    Args:
+        logits: (E,) one value per edge.
+        index: (E,) long, the edges' flat positions ``row * J + col`` in row-major order
+            (``mask.flatten().nonzero()[:, 0]``).
+        fill: (J, J) ``-inf`` everywhere (the value of the entries that are not edges).
+    Returns:
+        (J, J) weights, rows summing to 1, exactly 0 off the edges.
+    """
+    full = fill.to(logits.dtype).flatten().scatter(0, index, logits)
+    return torch.softmax(full.reshape(fill.shape), dim=-1)
+
+
 class SemanticGraphConv(nn.Module):
     """Graph convolution with per-joint weights and separate self / neighbour softmaxes.
 
@@ -53,6 +68,9 @@ class SemanticGraphConv(nn.Module):
             raise ValueError("SemanticGraphConv takes the adjacency without self loops")
         self.register_buffer("self_mask", torch.eye(num, dtype=torch.bool), persistent=False)
         self.register_buffer("nbr_mask", nbr, persistent=False)
+        self.register_buffer("self_index", self.self_mask.flatten().nonzero()[:, 0], persistent=False)
+        self.register_buffer("nbr_index", nbr.flatten().nonzero()[:, 0], persistent=False)
+        self.register_buffer("neg_inf", torch.full((num, num), float("-inf")), persistent=False)
         self.weight = nn.Parameter(torch.empty(2, num, dim_in, dim_out))
         nn.init.xavier_uniform_(self.weight, gain=1.414)
         self.self_logits = nn.Parameter(torch.ones(1, num))
@@ -61,14 +79,18 @@ class SemanticGraphConv(nn.Module):
 
     def edge_weights(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(self (J, J), neighbour (J, J)) row-normalised weights; the first is the identity."""
-        return (masked_row_softmax(self.self_logits[0], self.self_mask),
-                masked_row_softmax(self.nbr_logits[0], self.nbr_mask))
+        return (scatter_row_softmax(self.self_logits[0], self.self_index, self.neg_inf),
+                scatter_row_softmax(self.nbr_logits[0], self.nbr_index, self.neg_inf))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         a_self, a_nbr = (a.to(x.dtype) for a in self.edge_weights())
-        xs = x.unsqueeze(-2)  # (B, J, 1, C) @ (J, C, D) -> (B, J, 1, D)
-        h_self = torch.matmul(xs, self.weight[0]).squeeze(-2)
-        h_nbr = torch.matmul(xs, self.weight[1]).squeeze(-2)
+        # one (B, C) @ (C, D) product per joint, joints as the batch of a bmm: (J, B, C) @ (J, C, D).
+        # (x arrives transposed from the previous layer's BatchNorm1d; broadcasting a (B, J, 1, C)
+        # against (J, C, D) instead made AOTAutograd's matmul decomposition view a non-viewable
+        # expand at batch > 1, which failed torch.compile.)
+        xj = x.transpose(0, 1)
+        h_self = torch.bmm(xj, self.weight[0]).transpose(0, 1)  # (B, J, D)
+        h_nbr = torch.bmm(xj, self.weight[1]).transpose(0, 1)
         return torch.matmul(a_self, h_self) + torch.matmul(a_nbr, h_nbr) + self.bias
 
 
@@ -102,4 +124,4 @@ class SemanticGCN(nn.Module):
         return self.layers(x)
 
 
-__all__ = ["SemanticGCN", "SemanticGCNLayer", "SemanticGraphConv", "masked_row_softmax"]
+__all__ = ["SemanticGCN", "SemanticGCNLayer", "SemanticGraphConv", "masked_row_softmax", "scatter_row_softmax"]

@@ -20,24 +20,25 @@ from __future__ import annotations
 
 import torch
 
-from ..hand_model.joints import BONES
-from .mfp import cell_centres, to_cells
+from ..hand_model.joints import BONES, NUM_JOINTS
+from .mfp import centres_for, to_cells
 
 #: Added to each coordinate difference before the endpoint distances (pairwise_distance's eps).
 PAIRWISE_EPS = 1e-6
 
 
-def bone_distance_weights(a: torch.Tensor, b: torch.Tensor, h: int, w: int,
-                          radius: float) -> tuple[torch.Tensor, torch.Tensor]:
+def bone_distance_weights(a: torch.Tensor, b: torch.Tensor, h: int, w: int, radius: float,
+                          centres: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Blend weights of K segments on an (h, w) map, zero outside the footprint.
 
     Args:
         a, b: (B, K, 2) segment endpoints (parent, child) in cell units.
         h, w: map size; radius: footprint radius in cells (strict ``distance < radius``).
+        centres: optional (h * w, 2) cell centres (a module buffer); None builds them.
     Returns:
         (w_parent, w_child), each (B, K, h * w).
     """
-    c = cell_centres(h, w, a)[None, None]  # (1, 1, P, 2)
+    c = centres_for(centres, h, w, a)[None, None]  # (1, 1, P, 2)
     a, b = a[:, :, None, :], b[:, :, None, :]  # (B, K, 1, 2)
     d = b - a
     u = d / torch.linalg.vector_norm(d, dim=-1, keepdim=True)
@@ -50,27 +51,40 @@ def bone_distance_weights(a: torch.Tensor, b: torch.Tensor, h: int, w: int,
     d_parent = torch.linalg.vector_norm(c - a + PAIRWISE_EPS, dim=-1)
     d_child = torch.linalg.vector_norm(c - b + PAIRWISE_EPS, dim=-1)
     total = d_parent + d_child
-    zero = torch.zeros((), dtype=a.dtype, device=a.device)
+    zero = torch.zeros_like(total)
     return (torch.where(inside, 1.0 - d_parent / total, zero),
             torch.where(inside, 1.0 - d_child / total, zero))
 
 
-def bone_planes(uv: torch.Tensor, feats: torch.Tensor, h: int, w: int, radius: float) -> torch.Tensor:
-    """One hand's 20 bone planes.
+def bone_index(hands: int = 1) -> tuple[list[int], list[int]]:
+    """(parents, children) of the bones of ``hands`` hands whose joints are concatenated
+    (hand k's joint j at ``21 k + j``), hand-major, ``BONES`` order within a hand. 20 per hand."""
+    parent = [p + NUM_JOINTS * k for k in range(hands) for p, _ in BONES]
+    child = [c + NUM_JOINTS * k for k in range(hands) for _, c in BONES]
+    return parent, child
+
+
+def bone_planes(uv: torch.Tensor, feats: torch.Tensor, h: int, w: int, radius: float,
+                parent: torch.Tensor | None = None, child: torch.Tensor | None = None,
+                centres: torch.Tensor | None = None) -> torch.Tensor:
+    """Bone planes of one or more hands.
 
     Args:
-        uv: (B, 21, 2) joints in [-1, 1] crop coordinates; feats: (B, 21, C) joint features.
-        h, w: map size; radius: footprint in cells.
+        uv: (B, N, 2) joints in [-1, 1] crop coordinates (N = 21 for one hand, 42 for both);
+        feats: (B, N, C) joint features; h, w: map size; radius: footprint in cells.
+        parent, child: (K,) long bone-end indices into the N joints (:func:`bone_index`, as
+            module buffers); None: one hand's 20 bones, built here (a host-to-device copy).
+        centres: optional (h * w, 2) cell centres.
     Returns:
-        (B, 20 * C, h, w), channel ``k * C + c`` = channel c of bone k (``BONES`` order).
+        (B, K * C, h, w), channel ``k * C + c`` = channel c of bone k.
     """
-    parent = [p for p, _ in BONES]
-    child = [c for _, c in BONES]
+    if parent is None or child is None:
+        parent, child = (torch.as_tensor(i, device=uv.device) for i in bone_index(1))
     q = to_cells(uv, h, w)
-    wa, wb = bone_distance_weights(q[:, parent], q[:, child], h, w, radius)  # (B, K, P)
+    wa, wb = bone_distance_weights(q[:, parent], q[:, child], h, w, radius, centres)  # (B, K, P)
     planes = wa[:, :, None, :] * feats[:, parent, :, None] + wb[:, :, None, :] * feats[:, child, :, None]
     bsz, k, ch, _ = planes.shape
     return planes.reshape(bsz, k * ch, h, w)
 
 
-__all__ = ["PAIRWISE_EPS", "bone_distance_weights", "bone_planes"]
+__all__ = ["PAIRWISE_EPS", "bone_distance_weights", "bone_index", "bone_planes"]

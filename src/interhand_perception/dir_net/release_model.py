@@ -28,16 +28,16 @@ from typing import Callable, Mapping
 import torch
 from torch import nn
 
-from ..hand_model.joints import NUM_JOINTS, SIDES
+from ..hand_model.joints import NUM_JOINTS, NUM_SKIN_JOINTS, SIDES, SKIN_TO_OUTPUT
 from ..hand_model.layer import HandModel
 from .config import DIRConfig
 from .heads import CAMERA_S0, InitialRegressor, ParamUpdate, PixelHeads, project_weak_perspective, upsample
-from .mfp import splat_radius
+from .mfp import cell_centres, splat_radius
 from .inputs import UNIT
 from .model import DIRNet, sample_joint_features
 from .release_blocks import PointMLP, PreActResidual, robust_rot6d_to_matrix
 from .release_gcn import SemanticGCN
-from .release_mfp import bone_planes
+from .release_mfp import bone_index, bone_planes
 from .release_transformer import BlockSkippingTransformer
 from .resnet import ResNetEncoder
 
@@ -91,7 +91,8 @@ class ReleaseJointInteraction(nn.Module):
         cfg: configuration (width W, joint_dim D, mfp_channels C, gcn/transformer settings).
     Forward:
         fmap (B, W, h, w) fused map; prev: previous stage dict; decode: ``(params, offset) ->
-        stage dict``; radius: bone footprint in cells.
+        stage dict``; radius: bone footprint in cells; centres: optional (h * w, 2) cell
+        centres of the map (a buffer of the stage).
         returns (planes conv output (B, W, h, w), stage dict).
     """
 
@@ -107,6 +108,9 @@ class ReleaseJointInteraction(nn.Module):
         self.update = AbsoluteParamUpdate(c, cfg.num_params, NUM_JOINTS)
         self.plane_feat = PointMLP(c, c)
         planes = 2 * (NUM_JOINTS - 1) * c
+        parent, child = bone_index(len(SIDES))  # the 40 bones of both hands, left first
+        self.register_buffer("bone_parent", torch.tensor(parent), persistent=False)
+        self.register_buffer("bone_child", torch.tensor(child), persistent=False)
         self.fusion = nn.Sequential(nn.Conv2d(planes, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU(),
                                     nn.Conv2d(width, width, 1))
 
@@ -123,15 +127,17 @@ class ReleaseJointInteraction(nn.Module):
         return out
 
     def forward(self, fmap: torch.Tensor, prev: dict, decode: Callable[[dict, torch.Tensor], dict],
-                radius: float) -> tuple[torch.Tensor, dict]:
+                radius: float, centres: torch.Tensor | None = None) -> tuple[torch.Tensor, dict]:
         tok = self.tokens(fmap, prev)
         both = self.transformer(torch.cat([tok["left"], tok["right"]], dim=1))
         feats = {"left": both[:, :NUM_JOINTS], "right": both[:, NUM_JOINTS:]}
         params, offset = self.update(feats, prev["params"], prev["offset"])
         out = decode(params, offset)
         h, w = fmap.shape[-2:]
-        planes = torch.cat([bone_planes(out["joints2d"][s], self.plane_feat(feats[s]), h, w, radius)
-                            for s in SIDES], dim=1)
+        uv = torch.cat([out["joints2d"][s] for s in SIDES], dim=1)  # (B, 42, 2)
+        # per side: the embedding's BatchNorm1d sees one hand's tokens at a time, as in training
+        plane_feats = torch.cat([self.plane_feat(feats[s]) for s in SIDES], dim=1)  # (B, 42, C)
+        planes = bone_planes(uv, plane_feats, h, w, radius, self.bone_parent, self.bone_child, centres)
         return self.fusion(planes), out
 
 
@@ -150,6 +156,8 @@ class ReleaseStage(nn.Module):
         super().__init__()
         width = cfg.width
         self.radius = splat_radius(stride)
+        size = cfg.img_size // stride
+        self.register_buffer("centres", cell_centres(size, size, torch.zeros(())), persistent=False)
         self.skip = PreActResidual(skip_channels, width)
         self.fuse = PreActResidual(prev_channels + width, width)
         self.joints = ReleaseJointInteraction(cfg)
@@ -158,7 +166,7 @@ class ReleaseStage(nn.Module):
     def forward(self, prev_map: torch.Tensor, skip: torch.Tensor, prev: dict,
                 decode: Callable[[dict, torch.Tensor], dict]) -> tuple[torch.Tensor, dict]:
         fused = self.fuse(torch.cat([prev_map, self.skip(skip)], dim=1))
-        planes, out = self.joints(fused, prev, decode, self.radius)
+        planes, out = self.joints(fused, prev, decode, self.radius, self.centres)
         return self.enhance(torch.cat([fused, planes], dim=1)), out
 
 
@@ -186,9 +194,28 @@ class ReleaseDIRNet(DIRNet):
         self.stages = nn.ModuleList([ReleaseStage(cfg, c5, c4, 16), ReleaseStage(cfg, cfg.width, c3, 8)])
         self.heads = RawPixelHeads(cfg.width)
         self.hand_models = nn.ModuleDict({s: hand_models[s] for s in SIDES})
+        self.hand_pair = self.build_hand_pair(hand_models)
 
-    def _decode(self, params: dict, offset: torch.Tensor) -> dict:
-        """Release decoding in the tensors' own precision (see :meth:`DIRNet.decode`)."""
+    def pair_tip_ids(self, hand_models: Mapping[str, nn.Module]) -> dict | None:
+        """The left middle fingertip at MANO vertex 445 (:data:`LEFT_MIDDLE_TIP`) on MANO meshes."""
+        left = hand_models["left"]
+        if left.num_verts != MANO_NUM_VERTS:
+            return None
+        joint, vertex = LEFT_MIDDLE_TIP
+        tips = left.tip_vertex_ids.tolist()
+        tips[int(SKIN_TO_OUTPUT[joint]) - NUM_SKIN_JOINTS] = vertex
+        return {"left": tips}
+
+    def root_rotation(self, rot6d: torch.Tensor) -> torch.Tensor:
+        """(..., 6) -> (..., 3, 3) by the release's symmetric ("robust") orthonormalisation."""
+        return robust_rot6d_to_matrix(rot6d)
+
+    def camera(self, raw: torch.Tensor) -> torch.Tensor:
+        """The release's camera is the raw ``(s, tx, ty)``: returned unchanged."""
+        return raw
+
+    def decode_each(self, params: dict, offset: torch.Tensor) -> dict:
+        """Release decoding one side at a time, in the tensors' own precision (see :meth:`DIRNet.decode`)."""
         sl = self.config.param_slices
         out = {"params": params, "offset": offset, "joints": {}, "verts": {}, "joints2d": {},
                "verts2d": {}, "camera": {}}

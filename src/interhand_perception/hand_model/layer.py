@@ -144,6 +144,7 @@ class HandModel(nn.Module):
         ints("joint_order", SKIN_TO_OUTPUT)  # on the model's device: no per-call host copy
         ints("parent_index", self.parents_list[1:])
         ints("faces_tensor", self.faces)
+        floats("eye", np.eye(3))  # for Rodrigues and the pose features: no constant built per call
 
     def extra_repr(self) -> str:
         return (f"name={self.name!r}, side={self.side!r}, num_verts={self.num_verts}, "
@@ -203,7 +204,7 @@ class HandModel(nn.Module):
                              f"hand_pose {hand_pose.shape[0]}")
         root_mat = global_orient_to_matrix(global_orient, rot_type)
         pose45 = self.hand_pose_to_axis_angle(hand_pose, pose_type)
-        finger_mats = L.batch_rodrigues(pose45.reshape(batch, -1, 3))
+        finger_mats = L.batch_rodrigues(pose45.reshape(batch, -1, 3), self.eye)
         rot_mats = torch.cat([root_mat[:, None], finger_mats], dim=1)
         if betas is None:
             betas = self.v_template.new_zeros(batch, self.num_betas)
@@ -212,7 +213,7 @@ class HandModel(nn.Module):
                              f"got {tuple(betas.shape)}")
         verts, joints16 = L.lbs(betas, rot_mats, self.v_template, self.shapedirs, self.posedirs,
                                 self.J_regressor, self.parents_list, self.lbs_weights,
-                                parent_index=self.parent_index)
+                                parent_index=self.parent_index, eye=self.eye)
         if transl is not None:
             verts = verts + transl[:, None]
             joints16 = joints16 + transl[:, None]
@@ -222,3 +223,112 @@ class HandModel(nn.Module):
             root_aa = global_orient if rot_type == "axis_angle" else L.matrix_to_axis_angle(root_mat)
             full_pose = torch.cat([root_aa, pose45], dim=1)
         return HandOutput(vertices=verts, joints=joints, joints16=joints16, full_pose=full_pose)
+
+
+def pairable(left: nn.Module, right: nn.Module, num_betas: int) -> bool:
+    """Whether two hand models can run as one :class:`HandPair`: both :class:`HandModel` with the
+    same topology (vertices, kinematic tree), PCA size, mean-pose convention and dtype, and at
+    least ``num_betas`` shape values. MANO's and the built-in model's sides are."""
+    if not (isinstance(left, HandModel) and isinstance(right, HandModel)):
+        return False
+    return (left.num_verts == right.num_verts and left.parents_list == right.parents_list
+            and left.num_pca_comps == right.num_pca_comps and left.flat_hand_mean == right.flat_hand_mean
+            and left.v_template.dtype == right.v_template.dtype
+            and min(left.num_betas, right.num_betas) >= int(num_betas))
+
+
+class HandPair(nn.Module):
+    """The left and right :class:`HandModel` evaluated together, the side a batch axis.
+
+    The linear parts are combined once, in float64, when the pair is built: the shape and pose
+    blend shapes become one matrix (``[betas, R - I] @ [shapedirs; posedirs]``), the rest joints
+    are regressed from regressed blend shapes (``J @ v_template``, ``J @ shapedirs``), forward
+    kinematics is one product per tree level and skinning two matrix products. The result
+    equals :class:`HandModel`'s (6D or matrix root, PCA pose, no translation) to float rounding.
+    Every array is a non-persistent buffer (no state-dict entry) and every index is a buffer,
+    so the forward builds no tensor from host data and makes no host round trip.
+
+    Args:
+        left, right: the two models (:func:`pairable`).
+        num_betas: shape values the caller passes (the first ``num_betas`` blend shapes).
+        tip_vertex_ids: optional {side: 5 vertex ids} replacing the models' fingertips.
+    Forward:
+        root_rot (B, 2, 3, 3) root rotations, pca (B, 2, K) PCA pose (K <= num_pca_comps),
+        betas (B, 2, num_betas); sides ordered ("left", "right").
+        returns (vertices (B, 2, V, 3), joints (B, 2, 21, 3)), model frame (not wrist-relative).
+    """
+
+    def __init__(self, left: HandModel, right: HandModel, num_betas: int,
+                 tip_vertex_ids: dict | None = None) -> None:
+        super().__init__()
+        if not pairable(left, right, num_betas):
+            raise ValueError("the left and right hand models differ in topology, PCA size, mean pose or dtype, "
+                             f"or have fewer than {num_betas} shape values; they cannot be paired")
+        models = (left, right)
+        dtype, device = left.v_template.dtype, left.v_template.device
+        nb, v = int(num_betas), left.num_verts
+        self.num_verts, self.num_betas, self.num_joints = v, nb, len(left.parents_list)
+        tips = dict(tip_vertex_ids or {})
+        tip_rows = [list(tips.get(m.side, m.tip_vertex_ids.tolist())) for m in models]
+
+        def f64(t: torch.Tensor) -> torch.Tensor:
+            return t.detach().to(torch.float64)
+
+        def both(fn) -> torch.Tensor:  # (2, ...) float buffer of fn(model) in the models' dtype
+            return torch.stack([fn(m) for m in models]).to(device=device, dtype=dtype)
+
+        def buffer(name: str, tensor: torch.Tensor) -> None:
+            self.register_buffer(name, tensor, persistent=False)
+
+        def long(values) -> torch.Tensor:
+            return torch.as_tensor(values, dtype=torch.long, device=device)
+
+        buffer("dirs", both(lambda m: torch.cat([  # (2, S + 135, V * 3)
+            f64(m.shapedirs[..., :nb]).permute(2, 0, 1).reshape(nb, v * 3),
+            f64(m.posedirs).permute(2, 0, 1).reshape(-1, v * 3)])))
+        buffer("v_template", both(lambda m: f64(m.v_template)))  # (2, V, 3)
+        buffer("j_template", both(lambda m: f64(m.J_regressor) @ f64(m.v_template)))  # (2, J, 3)
+        buffer("j_dirs", both(lambda m: torch.einsum(  # (2, S, J * 3)
+            "jv,vcs->sjc", f64(m.J_regressor), f64(m.shapedirs[..., :nb])).reshape(nb, -1)))
+        buffer("weights", both(lambda m: f64(m.lbs_weights)))  # (2, V, J)
+        buffer("components", both(lambda m: f64(m.hands_components)))  # (2, K, 45)
+        buffer("mean", both(lambda m: f64(m.hands_mean) * (0.0 if m.flat_hand_mean else 1.0)))  # (2, 45)
+        buffer("eye", torch.eye(3, dtype=dtype, device=device))
+        # fingertips of both sides as rows of the (B, 2 * V, 3) flattened vertices
+        buffer("tips", long([[side * v + t for t in row] for side, row in enumerate(tip_rows)]))  # (2, 5)
+        buffer("order", long(SKIN_TO_OUTPUT))  # (21,)
+        levels, restore = L.level_plan(left.parents_list)
+        self.num_levels = len(levels)
+        for i, (joints, parents, slots) in enumerate(levels):
+            buffer(f"level{i}_joints", long(joints))
+            buffer(f"level{i}_parents", long(parents))
+            buffer(f"level{i}_slots", long(slots))
+        buffer("restore", long(restore))
+
+    def levels(self) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """The kinematic levels' index buffers (:func:`lbs.level_forward_kinematics`)."""
+        return [(getattr(self, f"level{i}_joints"), getattr(self, f"level{i}_parents"),
+                 getattr(self, f"level{i}_slots")) for i in range(self.num_levels)]
+
+    def rotations(self, root_rot: torch.Tensor, pca: torch.Tensor) -> torch.Tensor:
+        """(B, 2, 3, 3) roots, (B, 2, K) PCA -> (B, 2, J, 3, 3) local rotations (root first)."""
+        k = pca.shape[-1]
+        pose = (pca[..., None, :] @ self.components[:, :k])[..., 0, :] + self.mean  # (B, 2, 45)
+        fingers = L.batch_rodrigues(pose.reshape(*pose.shape[:-1], -1, 3), self.eye)  # (B, 2, J - 1, 3, 3)
+        return torch.cat([root_rot[..., None, :, :], fingers], dim=-3)
+
+    def forward(self, root_rot: torch.Tensor, pca: torch.Tensor,
+                betas: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        bsz, v, nj = root_rot.shape[0], self.num_verts, self.num_joints
+        rot = self.rotations(root_rot, pca)
+        coeffs = torch.cat([betas, L.pose_features(rot, self.eye)], dim=-1)  # (B, 2, S + 135)
+        v_posed = (coeffs[..., None, :] @ self.dirs).reshape(bsz, 2, v, 3) + self.v_template
+        rest = (betas[..., None, :] @ self.j_dirs).reshape(bsz, 2, nj, 3) + self.j_template
+        world_rot, joints16 = L.level_forward_kinematics(rot, rest, self.levels(), self.restore)
+        transl = joints16 - (world_rot @ rest[..., None])[..., 0]  # (B, 2, J, 3)
+        affine = torch.cat([world_rot, transl[..., None]], dim=-1).flatten(-2)  # (B, 2, J, 12)
+        per_vertex = (self.weights @ affine).reshape(bsz, 2, v, 3, 4)
+        verts = (per_vertex[..., :3] * v_posed[..., None, :]).sum(-1) + per_vertex[..., 3]
+        tips = verts.reshape(bsz, 2 * v, 3)[:, self.tips]  # (B, 2, 5, 3)
+        joints = torch.cat([joints16, tips], dim=-2)[:, :, self.order]
+        return verts, joints

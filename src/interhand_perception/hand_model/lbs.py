@@ -39,7 +39,7 @@ def skew(v: torch.Tensor) -> torch.Tensor:
     return torch.stack(rows, -2)
 
 
-def batch_rodrigues(rot_vecs: torch.Tensor) -> torch.Tensor:
+def batch_rodrigues(rot_vecs: torch.Tensor, eye: torch.Tensor | None = None) -> torch.Tensor:
     """Axis-angle vectors to rotation matrices.
 
     ``R = I + a K + b K^2`` with ``K = skew(r)``, ``a = sin(t)/t``, ``b = (1 - cos t)/t^2`` and
@@ -48,6 +48,8 @@ def batch_rodrigues(rot_vecs: torch.Tensor) -> torch.Tensor:
 
     Args:
         rot_vecs: (N, 3) axis-angle vectors (any leading shape ``(..., 3)`` also works).
+        eye: optional (3, 3) identity in ``rot_vecs``' dtype and device (a module buffer); None
+            builds it.
 
     Returns:
         (N, 3, 3) rotation matrices (``(..., 3, 3)``).
@@ -65,7 +67,8 @@ def batch_rodrigues(rot_vecs: torch.Tensor) -> torch.Tensor:
     a = torch.where(small, a_taylor, a_exact)[..., None, None]
     b = torch.where(small, b_taylor, b_exact)[..., None, None]
     k = skew(rot_vecs)
-    eye = torch.eye(3, dtype=rot_vecs.dtype, device=rot_vecs.device)
+    if eye is None:
+        eye = torch.eye(3, dtype=rot_vecs.dtype, device=rot_vecs.device)
     return eye + a * k + b * (k @ k)
 
 
@@ -212,17 +215,19 @@ def vertices2joints(J_regressor: torch.Tensor, vertices: torch.Tensor) -> torch.
     return torch.einsum("jv,bvc->bjc", J_regressor, vertices)
 
 
-def pose_features(rot_mats: torch.Tensor) -> torch.Tensor:
+def pose_features(rot_mats: torch.Tensor, eye: torch.Tensor | None = None) -> torch.Tensor:
     """Pose-corrective features ``R_j - I`` of all joints but the root.
 
     Args:
-        rot_mats: (B, J, 3, 3) local joint rotations.
+        rot_mats: (..., J, 3, 3) local joint rotations (usually (B, J, 3, 3)).
+        eye: optional (3, 3) identity (a module buffer); None builds it.
 
     Returns:
-        (B, (J - 1) * 9) features, joint-major then row-major.
+        (..., (J - 1) * 9) features, joint-major then row-major.
     """
-    eye = torch.eye(3, dtype=rot_mats.dtype, device=rot_mats.device)
-    return (rot_mats[:, 1:] - eye).flatten(1)
+    if eye is None:
+        eye = torch.eye(3, dtype=rot_mats.dtype, device=rot_mats.device)
+    return (rot_mats[..., 1:, :, :] - eye).flatten(-3)
 
 
 def _parent_list(parents: IntSeq) -> list[int]:
@@ -235,10 +240,14 @@ def _parent_list(parents: IntSeq) -> list[int]:
 
 
 def _homogeneous(rot: torch.Tensor, transl: torch.Tensor) -> torch.Tensor:
-    """Stack (..., 3, 3) rotations and (..., 3) translations into (..., 4, 4) transforms."""
+    """Stack (..., 3, 3) rotations and (..., 3) translations into (..., 4, 4) transforms.
+
+    The bottom row ``(0, 0, 0, 1)`` is made from the inputs (``zeros_like``/``ones_like``): an
+    item assignment of a Python number would copy a host scalar to the device on every call.
+    """
     top = torch.cat([rot, transl[..., None]], dim=-1)
-    bottom = torch.zeros_like(top[..., :1, :])
-    bottom[..., 0, 3] = 1.0
+    last = top[..., :1, 3:]
+    bottom = torch.cat([torch.zeros_like(top[..., :1, :3]), torch.ones_like(last)], dim=-1)
     return torch.cat([top, bottom], dim=-2)
 
 
@@ -279,10 +288,73 @@ def batch_rigid_transform(rot_mats: torch.Tensor, joints: torch.Tensor, parents:
     return posed_joints, rel_transforms
 
 
+def kinematic_levels(parents: Sequence[int]) -> list[list[int]]:
+    """Joints grouped by depth in the tree, root excluded: ``[[depth 1], [depth 2], ...]``.
+
+    Every parent of a depth-``d`` joint has depth ``d - 1``, so one level can be posed with one
+    batched product once the level before it is. MANO's 16 joints give 3 levels of 5.
+    """
+    par = _parent_list(parents)
+    depth = [0] * len(par)
+    for j in range(1, len(par)):
+        depth[j] = depth[par[j]] + 1
+    return [[j for j in range(len(par)) if depth[j] == d] for d in range(1, max(depth, default=0) + 1)]
+
+
+def level_plan(parents: Sequence[int]) -> tuple[list[tuple[list[int], list[int], list[int]]], list[int]]:
+    """Index lists for :func:`level_forward_kinematics` (built once, stored as module buffers).
+
+    Returns:
+        levels: per level ``(joints, parent_joints, parent_slots)``: the level's joint ids, their
+            parents' joint ids and the parents' positions within the previous level (the root
+            is level 0, alone).
+        restore: (J,) position of joint ``j`` in level order (root, level 1, level 2, ...), so
+            ``level_ordered[..., restore, :]`` is in joint order.
+    """
+    par = _parent_list(parents)
+    prev, order, levels = [0], [0], []
+    for level in kinematic_levels(par):
+        levels.append((level, [par[j] for j in level], [prev.index(par[j]) for j in level]))
+        order += level
+        prev = level
+    return levels, [order.index(j) for j in range(len(par))]
+
+
+def level_forward_kinematics(rot_mats: torch.Tensor, joints: torch.Tensor,
+                             levels: Sequence[tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
+                             restore: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Forward kinematics with one batched product per tree level (3 for a hand, not 15).
+
+    ``W_j = W_p R_j`` and ``x_j = W_p (r_j - r_p) + x_p`` for joint j with parent p, rest
+    position r; the root keeps ``W_0 = R_0``, ``x_0 = r_0`` (:func:`batch_rigid_transform`'s
+    convention).
+
+    Args:
+        rot_mats: (..., J, 3, 3) local rotations; joints: (..., J, 3) rest joints.
+        levels: :func:`level_plan`'s levels as long tensors on the inputs' device.
+        restore: (J,) long tensor, :func:`level_plan`'s ``restore``.
+
+    Returns:
+        world_rot: (..., J, 3, 3) world rotations; posed: (..., J, 3) posed joints; joint order.
+    """
+    prev_rot, prev_pos = rot_mats[..., :1, :, :], joints[..., :1, :]
+    rots, poss = [prev_rot], [prev_pos]
+    for level, parent, slot in levels:
+        bone = joints[..., level, :] - joints[..., parent, :]  # (..., n, 3)
+        parent_rot = prev_rot[..., slot, :, :]
+        prev_pos = (parent_rot @ bone[..., None])[..., 0] + prev_pos[..., slot, :]
+        prev_rot = parent_rot @ rot_mats[..., level, :, :]
+        rots.append(prev_rot)
+        poss.append(prev_pos)
+    world_rot = torch.cat(rots, dim=-3)[..., restore, :, :]
+    return world_rot, torch.cat(poss, dim=-2)[..., restore, :]
+
+
 def lbs(betas: torch.Tensor, full_pose: torch.Tensor, v_template: torch.Tensor,
         shapedirs: torch.Tensor, posedirs: torch.Tensor, J_regressor: torch.Tensor,
         parents: IntSeq, lbs_weights: torch.Tensor, pose2rot: bool = False,
-        parent_index: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        parent_index: torch.Tensor | None = None,
+        eye: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Shape, pose-correct and skin a 16-joint hand.
 
     Args:
@@ -298,6 +370,7 @@ def lbs(betas: torch.Tensor, full_pose: torch.Tensor, v_template: torch.Tensor,
         pose2rot: whether ``full_pose`` is axis-angle.
         parent_index: optional (15,) long tensor ``parents[1:]`` on the device
             (:func:`batch_rigid_transform`).
+        eye: optional (3, 3) identity in the inputs' dtype and device (a module buffer).
 
     Returns:
         verts: (B, V, 3) posed vertices.
@@ -305,12 +378,12 @@ def lbs(betas: torch.Tensor, full_pose: torch.Tensor, v_template: torch.Tensor,
     """
     batch = betas.shape[0]
     if pose2rot:
-        rot_mats = batch_rodrigues(full_pose.reshape(-1, 3)).reshape(batch, -1, 3, 3)
+        rot_mats = batch_rodrigues(full_pose.reshape(-1, 3), eye).reshape(batch, -1, 3, 3)
     else:
         rot_mats = full_pose
     v_shaped = v_template + blend_shapes(betas, shapedirs)
     rest_joints = vertices2joints(J_regressor, v_shaped)
-    feats = pose_features(rot_mats)
+    feats = pose_features(rot_mats, eye)
     v_posed = v_shaped + torch.einsum("bp,vcp->bvc", feats, posedirs)
     joints16, rel = batch_rigid_transform(rot_mats, rest_joints, parents, parent_index)
     per_vertex = torch.einsum("vj,bjmn->bvmn", lbs_weights, rel[..., :3, :])

@@ -104,13 +104,21 @@ class PyTorchBackend(NetworkBackend):
 
     ``channels_last`` (default: on the CPU only, where it was measured ~7 % faster; results
     unchanged to float rounding) stores the network's conv weights and input NHWC.
+
+    ``cuda_graph`` (CUDA only): capture the forward once per batch size in
+    ``graph_batch_sizes`` at start-up and replay it (``network.cuda_graph.CudaGraphRunner``);
+    where capture is impossible (a CPU device, a capture error) it warns once and runs eager,
+    and so does a batch size that was not captured. The replayed outputs are static buffers:
+    :meth:`forward_raw`'s result is valid until the next call (``__call__`` post-processes it
+    at once).
     """
 
     kind = "pytorch"
 
     def __init__(self, checkpoint: str | os.PathLike, device: str = "auto", precision: str = "fp32",
                  threads: int | None = None, mano_dir: str | None = None, fast: bool = True,
-                 channels_last: bool | None = None) -> None:
+                 channels_last: bool | None = None, cuda_graph: bool = False,
+                 graph_batch_sizes: tuple[int, ...] = (1,)) -> None:
         from .fast_inference import optimise_for_inference
         from .reconstructor import HandReconstructor
 
@@ -124,6 +132,13 @@ class PyTorchBackend(NetworkBackend):
         super().__init__(rec, precision)
         self.model = rec.model
         self.device = rec.device
+        self.graph_runner = None
+        if cuda_graph:
+            from .cuda_graph import CudaGraphRunner
+
+            fmt = torch.channels_last if self.channels_last else torch.contiguous_format
+            self.graph_runner = CudaGraphRunner(self.model, (3, self.img_size, self.img_size), graph_batch_sizes,
+                                                device=self.device, dtype=rec.dtype, memory_format=fmt)
 
     def preprocess(self, images: np.ndarray) -> torch.Tensor:
         """RGB uint8 crops -> (B, 3, S, S) normalised tensor on the device (``HandReconstructor``'s)."""
@@ -132,7 +147,12 @@ class PyTorchBackend(NetworkBackend):
 
     def forward_raw(self, images: np.ndarray) -> dict:
         with torch.inference_mode():
-            return self.model(self.preprocess(images))
+            x = self.preprocess(images)
+            return self.model(x) if self.graph_runner is None else self.graph_runner(x)
+
+    def describe(self) -> str:
+        line = super().describe()
+        return line if self.graph_runner is None else f"{line}, {self.graph_runner.describe()}"
 
 
 # ----------------------------------------------------------------------------- ONNX Runtime

@@ -48,7 +48,7 @@ from .fast_inference import optimise_for_inference
 
 ONNX_FORMAT = "interhand_perception/dir-onnx-v1"
 #: Bump when the graph interface or the export recipe changes: cached files are re-exported.
-EXPORT_VERSION = 1
+EXPORT_VERSION = 2  # 2: issue 13 (index buffers, both hands batched in the release variant too)
 DEFAULT_OPSET = 17
 INPUT_NAME = "images"
 STAGE_KEYS = ("verts", "joints", "joints2d", "verts2d", "params", "camera")

@@ -62,7 +62,8 @@ def make_backend(backend: str = "pytorch", checkpoint: str | os.PathLike | None 
         precision: "fp32" or "fp16" (fp16 on CUDA only).
         onnx_path: ONNX export to use (onnxruntime, tensorrt); None exports into the cache.
         threads: CPU threads of the runtime (None: its default).
-        options: per backend: ``mano_dir``; pytorch ``fast``, ``channels_last``; onnxruntime
+        options: per backend: ``mano_dir``; pytorch ``fast``, ``channels_last``, ``cuda_graph``,
+            ``graph_batch_sizes``; onnxruntime
             ``providers``, ``cache_dir``, ``opset``, ``progress``; tensorrt: passed on to
             ``TensorRTBackend`` (``cache_dir``, ``max_batch``, ``onnx_cache_dir``, ...).
     Raises:

@@ -78,10 +78,9 @@ def decoder_session(model, path: Path, threads: int, batched: bool):
     """An ONNX Runtime session of ``model.decode`` alone: (session, feed) for one frame."""
     import onnxruntime as ort
 
-    from ..network.fast_inference import BatchedDecoder
     from ..network.backends import session_options
 
-    decoder = BatchedDecoder(model.config, dict(model.hand_models.items())) if batched else model.decode
+    decoder = model.decode_pair if batched else model.decode_each  # both hands in one call, or side by side
 
     class Decode(torch.nn.Module):
         def forward(self, left, right, offset):

@@ -47,6 +47,8 @@ def _variants(checkpoint: str, device: str, threads: int | None, printer) -> dic
     out = {"pytorch eager": make_backend("pytorch", checkpoint, device=device, threads=threads, fast=False,
                                          channels_last=False),
            "pytorch": make_backend("pytorch", checkpoint, device=device, threads=threads)}
+    if device.startswith("cuda"):  # the forward replayed as a CUDA graph (issue 13); eager with a warning if it cannot
+        out["pytorch cuda graph"] = make_backend("pytorch", checkpoint, device=device, threads=threads, cuda_graph=True)
     for name in ("onnxruntime", "tensorrt"):
         try:
             out[name] = make_backend(name, checkpoint, device=device, threads=threads)

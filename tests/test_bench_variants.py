@@ -1,0 +1,76 @@
+"""The GPU variants of ``interhand bench`` (issue 13 item 3), as far as a CPU can run them.
+
+The table of variants, the runner each variant builds (eager, autocast, CUDA graph through the
+CPU stand-in of tests/test_cuda_graph.py, compiled with the ``aot_eager`` backend) and the
+timing rows with their ratios. What needs a GPU: the CUDA timings themselves, inductor's
+``max-autotune`` and real graph capture.
+"""
+import math
+
+import pytest
+import torch
+
+from interhand_perception.dir_net.build import build_dir_net
+from interhand_perception.hand_model.joints import SIDES
+from interhand_perception.tools.bench import BASELINE, CUDA_VARIANTS, make_runner, time_variants, variant_table
+from test_cuda_graph import FakeGraphAPI
+from tiny_config import TINY_MODEL
+
+S = TINY_MODEL["img_size"]
+
+
+def test_variant_table():
+    assert variant_table(torch.device("cpu")) == [(CUDA_VARIANTS[BASELINE], 1)]
+    cuda = torch.device("cuda")
+    full = variant_table(cuda)
+    assert [b for _, b in full] == [1] * len(CUDA_VARIANTS) + [16] * len(CUDA_VARIANTS)
+    assert [v.name for v, _ in full[:len(CUDA_VARIANTS)]] == list(CUDA_VARIANTS)
+    some = variant_table(cuda, ["graph bf16"], batches=(1, 64))
+    assert [(v.name, b) for v, b in some] == [(BASELINE, 1), ("graph bf16", 1), (BASELINE, 64), ("graph bf16", 64)]
+    assert CUDA_VARIANTS["graph bf16"].cuda_graph and CUDA_VARIANTS["graph bf16"].autocast == torch.bfloat16
+    assert CUDA_VARIANTS["compiled"].compile_mode == "max-autotune"
+    with pytest.raises(ValueError, match="unknown variants"):
+        variant_table(cuda, ["graph fp64"])
+
+
+@pytest.fixture(scope="module")
+def net():
+    torch.manual_seed(0)
+    return build_dir_net(TINY_MODEL).eval()
+
+
+@pytest.mark.parametrize("name", ["eager fp32", "eager bf16", "graph fp32", "graph bf16", "compiled"])
+def test_each_runner_gives_the_network_outputs(net, name):
+    """Every variant computes the same hands (bf16 autocast within 2 mm on a random network)."""
+    x = torch.randn(2, 3, S, S)
+    run = make_runner(net, CUDA_VARIANTS[name], x, graph_api=FakeGraphAPI(), compile_backend="aot_eager")
+    try:
+        with torch.inference_mode():
+            got, want = run(x), net(x)
+    finally:
+        torch._dynamo.reset()
+    tol = 2e-3 if CUDA_VARIANTS[name].autocast is not None else 1e-5
+    for s in SIDES:
+        assert float((got["stages"][-1]["verts"][s] - want["stages"][-1]["verts"][s]).abs().max()) < tol
+
+
+def test_time_variants_rows_and_ratios(net):
+    lines = []
+    table = [(CUDA_VARIANTS[BASELINE], 1), (CUDA_VARIANTS["graph fp32"], 1), (CUDA_VARIANTS["eager bf16"], 2)]
+    rows = time_variants(net, torch.device("cpu"), S, repeats=2, table=table, warmup=1, printer=lines.append,
+                         graph_api=FakeGraphAPI())
+    assert [(r["variant"], r["batch"]) for r in rows] == [(n.name, b) for n, b in table]
+    assert rows[0]["ratio"] == 1.0 and rows[1]["ratio"] > 0
+    assert math.isnan(rows[2]["ratio"])  # no eager fp32 at batch 2 in this table
+    assert rows[2]["images_per_s"] == pytest.approx(2e3 / rows[2]["median_ms"])
+    assert not lines
+
+
+def test_a_failing_variant_is_reported_and_skipped(net):
+    lines = []
+    err = RuntimeError("Cannot copy between CPU and CUDA tensors during CUDA graph capture")
+    rows = time_variants(net, torch.device("cpu"), S, repeats=1, warmup=0, printer=lines.append,
+                         table=[(CUDA_VARIANTS[BASELINE], 1), (CUDA_VARIANTS["graph fp32"], 1)],
+                         graph_api=FakeGraphAPI(fail=err))
+    assert [r["variant"] for r in rows] == [BASELINE]
+    assert len(lines) == 1 and "graph fp32 at batch 1 failed" in lines[0] and "Cannot copy" in lines[0]
