@@ -29,7 +29,7 @@ from typing import Any, Sequence
 import cv2
 import numpy as np
 
-from ..dir_net.crop import JOINT_FILL, square_box
+from ..dir_net.crop import JOINT_FILL, box_iou, square_box
 from .mediapipe_hands import SIDES, HandDetection, opposite
 
 
@@ -81,14 +81,6 @@ class TwoHandCrop:
     reason: str
     side_conflict: bool = False
     candidates: tuple[HandDetection, ...] = ()
-
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> float:
-    """IoU of two ``x0, y0, x1, y1`` boxes (4,)."""
-    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - w * h
-    return float(w * h / union) if union > 0 else 0.0
 
 
 def joint_agreement(a: HandDetection, b: HandDetection, tol: float = 0.2) -> float:

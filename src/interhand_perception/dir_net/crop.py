@@ -135,3 +135,11 @@ def crop_to_frame(points: np.ndarray, box: np.ndarray, size: int) -> np.ndarray:
     """(N, 2) crop pixels of an S x S crop of ``box`` = (cx, cy, side) -> (N, 2) frame pixels."""
     cx, cy, side = (float(v) for v in box)
     return np.asarray(points, np.float64) * (side / size) + np.array([cx - side / 2, cy - side / 2])
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> float:
+    """Intersection over union of two ``x0, y0, x1, y1`` boxes (4,); 0 when the union is empty."""
+    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - w * h
+    return float(w * h / union) if union > 0 else 0.0

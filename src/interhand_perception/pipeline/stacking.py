@@ -37,6 +37,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..dir_net.crop import box_iou
+
 #: IoU up to which the confidence is untouched.
 STACK_IOU_START = 0.5
 #: IoU from which the confidence is 0.
@@ -47,14 +49,6 @@ def joint_box(joints2d: np.ndarray) -> np.ndarray:
     """(4,) ``x0, y0, x1, y1`` bounding box of (21, 2) image joints (pixels)."""
     p = np.asarray(joints2d, dtype=np.float64).reshape(-1, 2)
     return np.concatenate([p.min(axis=0), p.max(axis=0)])
-
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> float:
-    """Intersection over union of two (4,) ``x0, y0, x1, y1`` boxes; 0 when the union is empty."""
-    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - w * h
-    return float(w * h / union) if union > 0 else 0.0
 
 
 def stacked_factor(iou: float, start: float = STACK_IOU_START, full: float = STACK_IOU_FULL) -> float:
