@@ -129,6 +129,13 @@ class RefinementStage(nn.Module):
         return self.mfp(fused, out["joints2d"], feats, self.radius, self.map_size), out
 
 
+def check_images(images: torch.Tensor, size: int) -> None:
+    """Refuse anything but (B, 3, size, size) (not while tracing for export)."""
+    if not torch.jit.is_tracing() and (images.dim() != 4 or images.shape[1] != 3
+                                       or tuple(images.shape[-2:]) != (size, size)):
+        raise ValueError(f"expected images (B, 3, {size}, {size}), got {tuple(images.shape)}")
+
+
 class DIRNet(nn.Module):
     """Decoupled Iterative Refinement network for two interacting hands.
 
@@ -241,8 +248,14 @@ class DIRNet(nn.Module):
             out[key] = dict(zip(SIDES, value.unbind(1)))
         return out
 
+    def side_joints(self, side: str, joints: torch.Tensor, verts: torch.Tensor) -> torch.Tensor:
+        """The 21 output joints of one side's model output in :meth:`decode_each` (B, 21, 3); the
+        models' own here (the release variant reads one tip elsewhere)."""
+        return joints
+
     def decode_each(self, params: dict, offset: torch.Tensor) -> dict:
-        """Stage dict from the hand models called one side at a time (any hand-model module)."""
+        """Stage dict from the hand models called one side at a time (any hand-model module),
+        with the same hooks as :meth:`decode_pair` (:meth:`root_rotation`, :meth:`camera`)."""
         sl = self.config.param_slices
         out = {"params": params, "offset": offset, "joints": {}, "verts": {}, "joints2d": {},
                "verts2d": {}, "camera": {}}
@@ -250,21 +263,19 @@ class DIRNet(nn.Module):
             p = params[s]
             hand = self.hand_models[s]
             extra = {"compute_full_pose": False} if isinstance(hand, HandModel) else {}
-            res = hand(p[:, sl["rot6d"]], p[:, sl["pose"]], p[:, sl["betas"]], pose_type="pca", rot_type="6d",
-                       **extra)
-            root = res.joints[:, :1]
-            joints, verts = res.joints - root, res.vertices - root
-            cam = decode_camera(p[:, sl["camera"]])
+            res = hand(self.root_rotation(p[:, sl["rot6d"]]), p[:, sl["pose"]], p[:, sl["betas"]], pose_type="pca",
+                       rot_type="matrix", **extra)
+            joints = self.side_joints(s, res.joints, res.vertices)
+            root = joints[:, :1]
+            joints, verts = joints - root, res.vertices - root
+            cam = self.camera(p[:, sl["camera"]])
             out["joints"][s], out["verts"][s], out["camera"][s] = joints, verts, cam
             out["joints2d"][s] = project_weak_perspective(joints, cam)
             out["verts2d"][s] = project_weak_perspective(verts, cam)
         return out
 
     def forward(self, images: torch.Tensor) -> dict:
-        size = self.config.img_size
-        if not torch.jit.is_tracing() and (images.dim() != 4 or images.shape[1] != 3
-                                           or tuple(images.shape[-2:]) != (size, size)):
-            raise ValueError(f"expected images (B, 3, {size}, {size}), got {tuple(images.shape)}")
+        check_images(images, self.config.img_size)
         c2, c3, c4, c5 = self.backbone(images)
         init = self.initial(c5)
         stages = [self.decode(init["params"], init["offset"])]

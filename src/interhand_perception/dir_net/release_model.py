@@ -29,12 +29,11 @@ import torch
 from torch import nn
 
 from ..hand_model.joints import NUM_JOINTS, NUM_SKIN_JOINTS, SIDES, SKIN_TO_OUTPUT
-from ..hand_model.layer import HandModel
 from .config import DIRConfig
-from .heads import CAMERA_S0, InitialRegressor, ParamUpdate, PixelHeads, project_weak_perspective, upsample
+from .heads import CAMERA_S0, InitialRegressor, ParamUpdate, PixelHeads, upsample
 from .mfp import cell_centres, splat_radius
 from .inputs import UNIT
-from .model import DIRNet, sample_joint_features
+from .model import DIRNet, check_images, sample_joint_features
 from .release_blocks import PointMLP, PreActResidual, robust_rot6d_to_matrix
 from .release_gcn import SemanticGCN
 from .release_mfp import bone_index, bone_planes
@@ -214,34 +213,16 @@ class ReleaseDIRNet(DIRNet):
         """The release's camera is the raw ``(s, tx, ty)``: returned unchanged."""
         return raw
 
-    def decode_each(self, params: dict, offset: torch.Tensor) -> dict:
-        """Release decoding one side at a time, in the tensors' own precision (see :meth:`DIRNet.decode`)."""
-        sl = self.config.param_slices
-        out = {"params": params, "offset": offset, "joints": {}, "verts": {}, "joints2d": {},
-               "verts2d": {}, "camera": {}}
-        for s in SIDES:
-            p = params[s]
-            hand = self.hand_models[s]
-            extra = {"compute_full_pose": False} if isinstance(hand, HandModel) else {}
-            rot = robust_rot6d_to_matrix(p[:, sl["rot6d"]])
-            res = hand(rot, p[:, sl["pose"]], p[:, sl["betas"]], pose_type="pca", rot_type="matrix", **extra)
-            joints, verts = res.joints, res.vertices
-            if s == "left" and verts.shape[1] == MANO_NUM_VERTS:
-                j, v = LEFT_MIDDLE_TIP
-                joints = torch.cat([joints[:, :j], verts[:, v:v + 1], joints[:, j + 1:]], dim=1)
-            root = joints[:, :1]
-            joints, verts = joints - root, verts - root
-            cam = p[:, sl["camera"]]
-            out["joints"][s], out["verts"][s], out["camera"][s] = joints, verts, cam
-            out["joints2d"][s] = project_weak_perspective(joints, cam)
-            out["verts2d"][s] = project_weak_perspective(verts, cam)
-        return out
+    def side_joints(self, side: str, joints: torch.Tensor, verts: torch.Tensor) -> torch.Tensor:
+        """On MANO meshes the release reads the left middle fingertip at vertex 445
+        (:data:`LEFT_MIDDLE_TIP`), (B, 21, 3) -> (B, 21, 3)."""
+        if side != "left" or verts.shape[1] != MANO_NUM_VERTS:
+            return joints
+        j, v = LEFT_MIDDLE_TIP
+        return torch.cat([joints[:, :j], verts[:, v:v + 1], joints[:, j + 1:]], dim=1)
 
     def forward(self, images: torch.Tensor) -> dict:
-        size = self.config.img_size
-        if not torch.jit.is_tracing() and (images.dim() != 4 or images.shape[1] != 3
-                                           or tuple(images.shape[-2:]) != (size, size)):
-            raise ValueError(f"expected images (B, 3, {size}, {size}), got {tuple(images.shape)}")
+        check_images(images, self.config.img_size)
         c2, c3, c4, c5 = self.backbone(images)
         init = self.initial(c5)
         stages = [self.decode(init["params"], init["offset"])]
