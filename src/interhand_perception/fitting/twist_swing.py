@@ -101,15 +101,6 @@ class HandSkeleton:
     ancestors: torch.Tensor
 
 
-def tree_levels(parents: tuple[int, ...]) -> tuple[tuple[int, ...], ...]:
-    """Joints 1.. grouped by depth: ``((depth-1 joints), (depth-2 joints), ...)``."""
-    depth = [0] * len(parents)
-    for j in range(1, len(parents)):
-        depth[j] = depth[parents[j]] + 1
-    return tuple(tuple(j for j in range(1, len(parents)) if depth[j] == d)
-                 for d in range(1, max(depth) + 1))
-
-
 def ancestor_matrix(parents: tuple[int, ...], dtype: torch.dtype = torch.float64) -> torch.Tensor:
     """(J, J) matrix ``A[i, k] = 1`` if joint k is a proper ancestor of joint i."""
     a = torch.zeros(len(parents), len(parents), dtype=dtype)
@@ -161,7 +152,7 @@ def skeleton_from_model(model, dtype: torch.dtype = torch.float64, device: str |
         parents=parents, children=children,
         levels=tuple(tuple(torch.tensor([idx[j] for j in level], device=jr.device)
                            for idx in (range(NUM_SKIN_JOINTS), parents, children))
-                     for level in tree_levels(parents)),
+                     for level in L.kinematic_levels(parents)),
         ancestors=ancestor_matrix(parents, dtype).to(jr.device))
 
 
