@@ -1,7 +1,7 @@
-"""One camera frame -> both hands in metres in the camera frame (ROS-free).
+"""DIR on one camera frame -> both hands in metres in the camera frame (ROS-free).
 
-``FrameProcessor`` chains what the ROS node does per frame, so that the node stays a thin
-wrapper and tests and benchmarks call exactly the same code:
+``FrameProcessor`` is method ``dir``'s chain inside :class:`~.pipeline.Pipeline` (which adds
+unmirroring, the confidence threshold and post-processing around any method):
 
 1. crop: the square the hands are in (``crop_mode``: centred square, whole image letterboxed,
    or a fixed ROI; DIR has no detector, the hands must fill that square), resized to the
@@ -80,12 +80,6 @@ class FrameProcessor:
         self.crop_mode = crop_mode
         self.crop_roi = crop_roi
         self.placement = placement
-
-    def crop(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(H, W, 3) uint8 -> (crop (S, S, 3) uint8, box (3,))."""
-        h, w = rgb.shape[:2]
-        box = crop_box(self.crop_mode, w, h, self.crop_roi)
-        return crop_image(rgb, box, self.reconstructor.img_size), box
 
     def __call__(self, rgb: np.ndarray, intrinsics: Intrinsics) -> FrameResult:
         """Reconstruct the hands of one frame.
