@@ -74,3 +74,19 @@ def test_a_failing_variant_is_reported_and_skipped(net):
                          graph_api=FakeGraphAPI(fail=err))
     assert [r["variant"] for r in rows] == [BASELINE]
     assert len(lines) == 1 and "graph fp32 at batch 1 failed" in lines[0] and "Cannot copy" in lines[0]
+
+
+def test_node_bench_without_ros_times_decode_and_the_pipeline():
+    """``interhand bench --node --no-ros`` (a GPU box has no ROS 2): every backend's pipeline
+    stages are timed, the message stages are 0 and the output says why."""
+    from interhand_perception.tools.bench_node import STAGES, run_node_bench
+
+    lines = []
+    rows = run_node_bench(repeats=1, ros=False, printer=lines.append)
+    assert "(no ROS 2: build and publish not timed)" in lines
+    by_name = {r["variant"]: r for r in rows}
+    assert {"pytorch eager", "pytorch"} <= set(by_name)
+    for r in rows:
+        assert r["hands_msg_ms"] == 0.0 and r["other_msgs_ms"] == 0.0
+        assert r["network_ms"] > 0 and r["e2e_median_ms"] >= r["to_two_hands_ms"] > 0
+        assert r["to_two_hands_ms"] == pytest.approx(sum(r[f"{s}_ms"] for s in STAGES), rel=0.2)

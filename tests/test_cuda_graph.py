@@ -175,3 +175,58 @@ def _demo():
     from interhand_perception.paths import DEMO_WEIGHTS
 
     return DEMO_WEIGHTS
+
+
+def test_pytorch_backend_replays_normalise_and_forward_from_the_uint8_crop():
+    """With graphs (the stand-in API) the backend copies the uint8 crop into the graph's static
+    input, the one copy per frame, and the replay (normalise + forward) gives the eager results."""
+    import numpy as np
+
+    from interhand_perception.network.backends import PyTorchBackend
+
+    api = FakeGraphAPI()
+    graphed = PyTorchBackend(_demo(), device="cpu", cuda_graph=True, graph_batch_sizes=(1, 2), graph_api=api)
+    plain = PyTorchBackend(_demo(), device="cpu", cuda_graph=False)
+    assert plain.graph_runner is None and sorted(graphed.graph_runner.graphs) == [1, 2]
+    static_in = graphed.graph_runner.graphs[1][1]
+    assert static_in.dtype == torch.uint8 and static_in.shape == (1, graphed.img_size, graphed.img_size, 3)
+    crops = np.random.default_rng(1).integers(0, 255, (2, graphed.img_size, graphed.img_size, 3), dtype=np.uint8)
+    a, b = graphed(crops[0]), plain(crops[0])
+    assert np.array_equal(static_in[0].numpy(), crops[0]) and api.replays == 1
+    assert np.array_equal(a.left.vertices, b.left.vertices) and np.array_equal(a.offset, b.offset)
+    both = graphed(crops)
+    assert api.replays == 2 and np.array_equal(both[1].right.joints, plain(crops)[1].right.joints)
+    assert "CUDA graphs for batch sizes [1, 2]" in graphed.describe()
+
+
+def test_crop_upload_on_the_cpu_copies_nothing():
+    import numpy as np
+
+    from interhand_perception.network.upload import CropUpload
+
+    crops = np.zeros((1, 8, 8, 3), np.uint8)
+    up = CropUpload(torch.device("cpu"))
+    shared = up(crops)
+    crops[0, 0, 0, 0] = 7
+    assert shared[0, 0, 0, 0] == 7  # the array's own memory
+    out = torch.zeros(1, 8, 8, 3, dtype=torch.uint8)
+    assert up(crops, out=out) is out and out[0, 0, 0, 0] == 7
+
+
+@pytest.mark.parametrize("cuda, have, precision, want", [
+    (True, {"tensorrt", "onnxruntime", "onnx"}, "fp16", "tensorrt"),
+    (True, {"tensorrt"}, "bf16", "pytorch"),  # TensorRT engines here are fp32/fp16/int8
+    (True, {"onnxruntime", "onnx"}, "fp32", "pytorch"),  # CUDA graphs, not ORT (often a CPU-only wheel)
+    (False, {"onnxruntime", "onnx"}, "fp32", "onnxruntime"),
+    (False, set(), "fp32", "pytorch"),
+])
+def test_auto_backend_choice(monkeypatch, cuda, have, precision, want):
+    """backend auto, with CUDA and the optional runtimes faked (which ones exist is all it reads)."""
+    import importlib.util
+
+    from interhand_perception.network import factory
+
+    monkeypatch.setattr(factory.torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: object() if name in have else None)
+    assert factory.resolve_backend("auto", "auto", precision) == want
+    assert factory.resolve_backend("pytorch", "auto", precision) == "pytorch"

@@ -170,6 +170,36 @@ def test_hand_confidence_extremes():
     assert hand_confidence(background, verts, 2).item() == pytest.approx(0.0)
 
 
+def test_the_normaliser_on_the_device_gives_the_training_input(rec, samples):
+    """Inference normalises the uint8 crops after the copy (``ImageNormaliser``); the numbers
+    are those the network was trained on (``normalise_batch``) to float rounding."""
+    from interhand_perception.dir_net.inputs import ImageNormaliser, normalise_batch
+
+    crops = np.stack([s["image"] for s in samples])
+    got = ImageNormaliser()(torch.from_numpy(crops))
+    assert got.shape == (len(crops), 3, S, S) and got.dtype == torch.float32
+    assert got.is_contiguous(memory_format=torch.channels_last)  # the NHWC bytes, not copied
+    torch.testing.assert_close(got, normalise_batch(crops), atol=2e-6, rtol=0)
+    torch.testing.assert_close(rec.preprocess(crops), normalise_batch(crops), atol=2e-6, rtol=0)
+
+
+def test_bf16_autocast_keeps_the_hand_models_fp32_and_stays_close(ckpt, rec, samples, result):
+    """precision bf16: the forward under autocast (the CPU runs it too), weights and hand-model
+    layer in fp32. An untrained tiny network amplifies rounding more than a trained one; the
+    bound here only says the path is the same function (measured on the demo weights:
+    docs/performance.md)."""
+    half = HandReconstructor.from_checkpoint(ckpt[0], device="cpu", precision="bf16")
+    assert half.autocast == torch.bfloat16 and next(half.model.parameters()).dtype == torch.float32
+    with torch.inference_mode():
+        raw = half.forward_raw(samples[0]["image"])
+    assert raw["seg"].dtype == torch.bfloat16  # the heads ran in bf16
+    assert raw["stages"][-1]["verts"]["left"].dtype == torch.float32  # the hand models did not
+    got = half(samples[0]["image"])
+    for s in SIDES:
+        err = np.linalg.norm(got.hand(s).joints - result.hand(s).joints, axis=-1)
+        assert np.isfinite(err).all() and 0 < err.max() < 0.03, (s, err.max())
+
+
 def test_bad_inputs_raise_clear_errors(rec, tmp_path, ckpt):
     with pytest.raises(ValueError, match="uint8"):
         rec(np.zeros((S, S, 3), np.float32))
@@ -183,7 +213,7 @@ def test_bad_inputs_raise_clear_errors(rec, tmp_path, ckpt):
         HandReconstructor.from_checkpoint(tmp_path / "missing.safetensors", device="cpu")
     with pytest.raises(ValueError, match="needs a CUDA device"):
         HandReconstructor.from_checkpoint(ckpt[0], device="cpu", precision="fp16")
-    with pytest.raises(ValueError, match="precision must be"):
+    with pytest.raises(ValueError, match="precision must be one of fp32, fp16, bf16"):
         HandReconstructor.from_checkpoint(ckpt[0], device="cpu", precision="int8")
 
 

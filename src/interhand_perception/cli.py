@@ -159,13 +159,14 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         return 0
     devices = args.devices or ("cpu" if args.node else "cpu,cuda")
     if args.node:
-        from .ros.environment import ensure_ros_env
+        if not args.no_ros:
+            from .ros.environment import ensure_ros_env
 
-        ensure_ros_env(args.argv)
+            ensure_ros_env(args.argv)
         from .tools.bench_node import run_node_bench
 
         run_node_bench(checkpoint=args.checkpoint, repeats=args.repeats, device=devices.split(",")[0],
-                       threads=args.threads or 1)
+                       threads=args.threads or 1, ros=not args.no_ros)
         return 0
     from .tools.bench import run_bench
 
@@ -378,6 +379,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--batches", default="1,16", help="CUDA only: batch sizes of the GPU variants (default %(default)s)")
     b.add_argument("--node", action="store_true", help="instead: hands_node's own per-frame cost at 640x480 "
                    "(conversion, crop, post-processing, message building, publishing over ROS 2), beside the network")
+    b.add_argument("--no-ros", action="store_true", help="--node on a machine without ROS 2 (e.g. a GPU box): "
+                   "decode and the pipeline only, message building and publishing not timed")
     b.add_argument("--checkpoint", default=str(DEMO_WEIGHTS), help="weights for --node (default: the demo weights)")
     b.add_argument("--train", action="store_true", help="instead: training throughput (samples/s, data wait, "
                    "step time) of the old path (fp32, config's workers) against the new one (amp, channels_last, "

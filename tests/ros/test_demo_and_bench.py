@@ -48,8 +48,8 @@ def test_node_bench_prints_every_backend_and_stage():
     proc = subprocess.run([EXE, "bench", "--node", "--devices", "cpu", "--repeats", "1"],
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    for word in ("decode", "detect", "crop", "network", "lift_3d", "method_other", "post", "build", "publish",
-                 "e2e med", "e2e p95", "FPS", "x eager"):
+    for word in ("decode", "detect", "crop", "network", "lift_3d", "method_other", "post", "hands_msg", "other_msgs",
+                 "to TwoHands", "e2e med", "e2e p95", "FPS", "x eager"):
         assert word in proc.stdout
     for variant in ("pytorch eager", "pytorch", "onnxruntime", "keypoint_fit"):
         assert f"\n{variant} " in proc.stdout, variant

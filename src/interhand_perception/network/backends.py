@@ -102,25 +102,31 @@ class NetworkBackend:
 class PyTorchBackend(NetworkBackend):
     """``HandReconstructor`` with the ``fast_inference`` paths installed (unless ``fast=False``).
 
+    Per frame: the uint8 crops cross to the device once (``network.upload.CropUpload``, from
+    pinned memory on CUDA), and ``HandReconstructor.network`` normalises them there and runs
+    the forward (under fp16 / bf16 autocast with those precisions).
+
     ``channels_last`` (default: on the CPU only, where it was measured ~7 % faster; results
     unchanged to float rounding) stores the network's conv weights and input NHWC.
 
-    ``cuda_graph`` (CUDA only): capture the forward once per batch size in
-    ``graph_batch_sizes`` at start-up and replay it (``network.cuda_graph.CudaGraphRunner``);
-    where capture is impossible (a CPU device, a capture error) it warns once and runs eager,
-    and so does a batch size that was not captured. The replayed outputs are static buffers:
-    :meth:`forward_raw`'s result is valid until the next call (``__call__`` post-processes it
-    at once).
+    ``cuda_graph`` (default: on a CUDA device): capture normalisation + forward once per batch
+    size in ``graph_batch_sizes`` at start-up and replay it (``network.cuda_graph.CudaGraphRunner``;
+    ``graph_api`` replaces its CUDA calls in tests); where capture is impossible (a CPU device,
+    a capture error) it warns once and runs eager, and so does a batch size that was not
+    captured. ``False`` is the eager forward (the fallback parameter). The replayed outputs are
+    static buffers: :meth:`forward_raw`'s result is valid until the next call (``__call__``
+    post-processes it at once).
     """
 
     kind = "pytorch"
 
     def __init__(self, checkpoint: str | os.PathLike, device: str = "auto", precision: str = "fp32",
                  threads: int | None = None, mano_dir: str | None = None, fast: bool = True,
-                 channels_last: bool | None = None, cuda_graph: bool = False,
-                 graph_batch_sizes: tuple[int, ...] = (1,)) -> None:
+                 channels_last: bool | None = None, cuda_graph: bool | None = None,
+                 graph_batch_sizes: tuple[int, ...] = (1,), graph_api=None) -> None:
         from .fast_inference import optimise_for_inference
         from .reconstructor import HandReconstructor
+        from .upload import CropUpload
 
         if threads:
             torch.set_num_threads(int(threads))  # process-wide: torch has one CPU thread pool
@@ -128,27 +134,30 @@ class PyTorchBackend(NetworkBackend):
         self.channels_last = rec.device.type == "cpu" if channels_last is None else bool(channels_last)
         if self.channels_last:
             rec.model = rec.model.to(memory_format=torch.channels_last)
+            rec.memory_format = torch.channels_last
         self.fast_paths = optimise_for_inference(rec.model) if fast else []
         super().__init__(rec, precision)
         self.model = rec.model
         self.device = rec.device
+        self.upload = CropUpload(self.device)
         self.graph_runner = None
-        if cuda_graph:
+        if rec.device.type == "cuda" if cuda_graph is None else cuda_graph:
             from .cuda_graph import CudaGraphRunner
 
-            fmt = torch.channels_last if self.channels_last else torch.contiguous_format
-            self.graph_runner = CudaGraphRunner(self.model, (3, self.img_size, self.img_size), graph_batch_sizes,
-                                                device=self.device, dtype=rec.dtype, memory_format=fmt)
+            self.graph_runner = CudaGraphRunner(rec.network, (self.img_size, self.img_size, 3), graph_batch_sizes,
+                                                device=self.device, dtype=torch.uint8, api=graph_api)
 
     def preprocess(self, images: np.ndarray) -> torch.Tensor:
         """RGB uint8 crops -> (B, 3, S, S) normalised tensor on the device (``HandReconstructor``'s)."""
-        x = self.reconstructor.preprocess(images)
-        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+        return self.reconstructor.preprocess(images)
 
     def forward_raw(self, images: np.ndarray) -> dict:
+        crops = as_batch(images, self.img_size)
+        batch = crops.shape[0]
         with torch.inference_mode():
-            x = self.preprocess(images)
-            return self.model(x) if self.graph_runner is None else self.graph_runner(x)
+            static_in = None if self.graph_runner is None else self.graph_runner.input_buffer(batch)
+            x = self.upload(crops, out=static_in)
+            return self.reconstructor.network(x) if static_in is None else self.graph_runner.replay(batch)
 
     def describe(self) -> str:
         line = super().describe()

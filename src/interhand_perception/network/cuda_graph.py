@@ -73,10 +73,12 @@ class CudaGraphRunner:
 
     Args:
         model: the network in eval mode, on its device, weights loaded (a capture records the
-            weights' addresses: load weights before, never swap the parameters afterwards).
-        input_shape: (3, S, S) of one normalised image.
+            weights' addresses: load weights before, never swap the parameters afterwards); or
+            any tensor-only callable around it (the pytorch backend captures
+            ``HandReconstructor.network``: uint8 crops -> normalise -> forward).
+        input_shape: of one input: (3, S, S) normalised images, or (S, S, 3) uint8 crops.
         batch_sizes: batch sizes captured at construction (start-up).
-        device, dtype: of the input buffers (the model's).
+        device, dtype: of the input buffers (float32 images, or torch.uint8 crops).
         memory_format: of the input buffers (``torch.channels_last`` if the model runs NHWC).
         autocast: None, or a dtype (torch.float16 / torch.bfloat16) to run the forward under
             CUDA autocast, inside the graph.
@@ -84,8 +86,10 @@ class CudaGraphRunner:
             of the static buffers themselves, which the next call overwrites.
         api: the CUDA-graph calls (:class:`GraphAPI`; tests pass a stand-in).
         warn: called with the reason when the runner falls back to eager.
-    Call: images (B, 3, S, S) on ``device`` -> the model's output for them (a replay when B was
-        captured, else the eager forward).
+    Call: images (B, *input_shape) -> the model's output for them (a replay when B was
+        captured, else the eager forward). The images may be on the host (pinned memory for
+        an asynchronous copy): the copy into the static input is the one host-to-device copy.
+        Or write the static input yourself (:meth:`input_buffer`) and :meth:`replay`.
     Attributes:
         graphs: {batch size: (graph, static input, static output)}; empty after a fallback.
         fallback_reason: None, or why capture was impossible (then every call is eager).
@@ -126,7 +130,7 @@ class CudaGraphRunner:
         return torch.autocast(device_type=self.device.type, dtype=self.autocast)
 
     def static_input(self, batch: int) -> torch.Tensor:
-        """(batch, 3, S, S) zeros on the device: the buffer a graph reads its images from."""
+        """(batch, *input_shape) zeros on the device: the buffer a graph reads its images from."""
         x = torch.zeros((batch, *self.input_shape), device=self.device, dtype=self.dtype)
         return x.contiguous(memory_format=self.memory_format)
 
@@ -150,24 +154,37 @@ class CudaGraphRunner:
         with self._autocast():
             return self.model(x)
 
-    def __call__(self, images: torch.Tensor):
-        batch = int(images.shape[0])
-        entry = self.graphs.get(batch)
+    def input_buffer(self, batch: int) -> torch.Tensor | None:
+        """The static input the graph of ``batch`` reads (write the images into it, then
+        :meth:`replay`), or None when that batch size runs eager (warned once)."""
+        entry = self.graphs.get(int(batch))
         if entry is None:
             if self.fallback_reason is None and batch not in self._warned_sizes:
                 self._warned_sizes.add(batch)
                 self.warn(f"no CUDA graph for batch size {batch} (captured: {sorted(self.graphs)}): "
                           "running the eager forward for it")
-            return self.eager(images)
-        graph, static_in, static_out = entry
-        if tuple(images.shape[1:]) != self.input_shape:
-            raise ValueError(f"expected images (B, {', '.join(map(str, self.input_shape))}), "
-                             f"got {tuple(images.shape)}")
-        static_in.copy_(images)
+            return None
+        return entry[1]
+
+    def replay(self, batch: int):
+        """Replay the graph of ``batch`` on what its static input holds now; its static outputs
+        (or copies of them with ``clone_outputs``)."""
+        graph, _static_in, static_out = self.graphs[int(batch)]
         self.api.replay(graph)
         if self.clone_outputs:
             return tree_map(lambda t: t.clone() if isinstance(t, torch.Tensor) else t, static_out)
         return static_out
+
+    def __call__(self, images: torch.Tensor):
+        if tuple(images.shape[1:]) != self.input_shape:
+            raise ValueError(f"expected images (B, {', '.join(map(str, self.input_shape))}), "
+                             f"got {tuple(images.shape)}")
+        batch = int(images.shape[0])
+        static_in = self.input_buffer(batch)
+        if static_in is None:
+            return self.eager(images.to(self.device, non_blocking=True))
+        static_in.copy_(images, non_blocking=True)
+        return self.replay(batch)
 
     def describe(self) -> str:
         """One line for logs."""

@@ -36,15 +36,18 @@ def make_tensorrt(checkpoint, device: str, precision: str, onnx_path, **options)
         raise BackendUnavailable(f"the TensorRT backend cannot run here: {exc}") from exc
 
 
-def resolve_backend(backend: str, device: str = "auto") -> str:
-    """``"auto"`` -> "tensorrt" with a CUDA GPU and TensorRT installed, else "onnxruntime" when
-    it is installed, else "pytorch"; any other name is returned as is."""
+def resolve_backend(backend: str, device: str = "auto", precision: str = "fp32") -> str:
+    """``"auto"`` -> on a CUDA GPU: "tensorrt" when TensorRT is installed (and the precision is
+    not bf16), else "pytorch" (CUDA graphs, autocast); on the CPU: "onnxruntime" when it is
+    installed (the fastest CPU path, docs/cpu_speed.md), else "pytorch". Any other name is
+    returned as is."""
     if backend != "auto":
         return backend
 
     cuda = device != "cpu" and torch.cuda.is_available()
-    if cuda and importlib.util.find_spec("tensorrt") is not None:
-        return "tensorrt"
+    if cuda:
+        trt = importlib.util.find_spec("tensorrt") is not None
+        return "tensorrt" if trt and precision != "bf16" else "pytorch"
     if importlib.util.find_spec("onnxruntime") is not None and importlib.util.find_spec("onnx") is not None:
         return "onnxruntime"
     return "pytorch"
@@ -59,7 +62,7 @@ def make_backend(backend: str = "pytorch", checkpoint: str | os.PathLike | None 
         backend: "pytorch", "onnxruntime" or "tensorrt".
         checkpoint: ``.safetensors`` weights; None is the shipped demo model.
         device: "auto", "cpu", "cuda" or "cuda:N".
-        precision: "fp32" or "fp16" (fp16 on CUDA only).
+        precision: "fp32", "fp16" (CUDA only) or "bf16" (pytorch only); tensorrt also "int8".
         onnx_path: ONNX export to use (onnxruntime, tensorrt); None exports into the cache.
         threads: CPU threads of the runtime (None: its default).
         options: per backend: ``mano_dir``; pytorch ``fast``, ``channels_last``, ``cuda_graph``,

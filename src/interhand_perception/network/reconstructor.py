@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from ..devices import resolve_device
 from ..dir_net.build import build_model
 from ..dir_net.checkpoint import read_checkpoint
-from ..dir_net.inputs import UNIT, normalise_batch
+from ..dir_net.inputs import UNIT, ImageNormaliser
 from ..dir_net.release_blocks import robust_rot6d_to_matrix
 from ..hand_model.joints import JOINT_NAMES, SIDES
 from ..hand_model.lbs import matrix_to_axis_angle, rot6d_to_matrix
@@ -103,20 +103,35 @@ def hand_confidence(seg_prob: torch.Tensor, verts2d: torch.Tensor, hand_index: i
     return (sampled[:, 0, :, 0] * inside).sum(dim=1) / inside.shape[1]
 
 
+PRECISIONS = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}  # name -> autocast dtype
+
+
 class HandReconstructor:
     """DIR inference on RGB crops.
 
     Build it with :meth:`from_checkpoint`; call it on one crop (H, W, 3) or a batch (B, H, W, 3)
     of RGB uint8 images. Crops of another size are resized to the network's ``img_size``.
+
+    The uint8 crops are copied to the device once, as they are; :meth:`network` normalises them
+    there (``dir_net.inputs.ImageNormaliser``) and runs the forward, under autocast for fp16 /
+    bf16 (the weights and the hand models stay fp32: ``DIRNet.decode`` runs the hand-model layer
+    in fp32, since the mesh skinning loses millimetres in half precision).
+
+    Attributes:
+        autocast: None (fp32) or the autocast dtype (torch.float16 / torch.bfloat16).
+        memory_format: of the network's input (``torch.channels_last`` when its weights are).
     """
 
     def __init__(self, model: torch.nn.Module, config: dict, hand_models: dict, device: torch.device,
-                 dtype: torch.dtype = torch.float32):
+                 autocast: torch.dtype | None = None):
         self.model = model.eval()
         self.config = config
         self.hand_models = hand_models
         self.device = device
-        self.dtype = dtype
+        self.autocast = autocast
+        self.dtype = torch.float32  # of the weights and of the network's input
+        self.memory_format = torch.contiguous_format
+        self.normaliser = ImageNormaliser().to(device)
         self.img_size = int(config["model"]["img_size"])
         self.joint_names = JOINT_NAMES
         self.faces = {s: np.asarray(hand_models[s].faces, dtype=np.int64) for s in SIDES}
@@ -132,7 +147,9 @@ class HandReconstructor:
             device: "auto", "cpu", "cuda" or "cuda:N".
             mano_dir: folder with MANO_{RIGHT,LEFT}.pkl; None uses the hand model the checkpoint
                 was trained with when it is the built-in one, and errors clearly when it was MANO.
-            precision: "fp32" or "fp16" (fp16 only on CUDA).
+            precision: "fp32", "fp16" (CUDA only) or "bf16": the forward under autocast to that
+                type (the CPU runs bf16 too, slowly unless it has bf16 units; the node allows
+                it on CUDA only).
         """
         state, info = read_checkpoint(path)
         cfg = info["config"]
@@ -143,28 +160,40 @@ class HandReconstructor:
                 "pass mano_dir (the folder holding MANO_RIGHT.pkl and MANO_LEFT.pkl).")
         cfg = {**cfg, "hand_model": {**cfg.get("hand_model", {}), "mano_dir": mano_dir}}
         dev = resolve_device(device) if device in ("auto", "cpu", "cuda") else torch.device(device)
-        if precision not in ("fp32", "fp16"):
-            raise ValueError(f"precision must be 'fp32' or 'fp16', got {precision!r}")
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
         if precision == "fp16" and dev.type != "cuda":
-            raise ValueError("precision 'fp16' needs a CUDA device; use 'fp32' on the CPU")
+            raise ValueError("precision 'fp16' needs a CUDA device; use 'fp32' (or 'bf16') on the CPU")
         model, hand_models = build_model(cfg, dev)
         model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
-        dtype = torch.float16 if precision == "fp16" else torch.float32
-        model = model.to(dtype)
-        rec = cls(model, cfg, hand_models, dev, dtype)
+        rec = cls(model, cfg, hand_models, dev, PRECISIONS[precision])
         rec.checkpoint_path = str(path)
         rec.checkpoint_info = info
         return rec
 
+    def upload(self, images: np.ndarray) -> torch.Tensor:
+        """RGB uint8 (B, H, W, 3) or (H, W, 3) -> (B, S, S, 3) uint8 tensor on the device (one copy;
+        none on the CPU, where the tensor shares the array's memory)."""
+        return torch.from_numpy(np.ascontiguousarray(as_batch(images, self.img_size))).to(self.device)
+
+    def network(self, images: torch.Tensor) -> dict:
+        """The network output dict (see ``DIRNet.forward``) for (B, S, S, 3) uint8 crops on the device:
+        normalise, then the forward (under autocast when ``autocast`` is set). Pure tensor work, so a
+        CUDA graph can capture it whole."""
+        x = self.normaliser(images).contiguous(memory_format=self.memory_format)
+        if self.autocast is None:
+            return self.model(x)
+        with torch.autocast(device_type=self.device.type, dtype=self.autocast):
+            return self.model(x)
+
     def preprocess(self, images: np.ndarray) -> torch.Tensor:
-        """RGB uint8 (B, H, W, 3) or (H, W, 3) -> normalised (B, 3, S, S) tensor on the device."""
-        arr = as_batch(images, self.img_size)
-        return normalise_batch(arr, self.device, self.dtype)
+        """RGB uint8 (B, H, W, 3) or (H, W, 3) -> normalised (B, 3, S, S) float32 tensor on the device."""
+        return self.normaliser(self.upload(images))
 
     @torch.inference_mode()
     def forward_raw(self, images: np.ndarray) -> dict:
         """Network output dict (see ``DIRNet.forward``) for RGB uint8 crops."""
-        return self.model(self.preprocess(images))
+        return self.network(self.upload(images))
 
     @torch.inference_mode()
     def __call__(self, images: np.ndarray) -> TwoHandResult | list[TwoHandResult]:

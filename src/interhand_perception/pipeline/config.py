@@ -72,8 +72,9 @@ PARAMETERS: dict[str, Param] = {
     "checkpoint": Param("", "DIR checkpoint, a .safetensors file written by `interhand train`; empty = the shipped demo weights", M, check="path"),
     "mano_dir": Param("", "folder with MANO_RIGHT.pkl and MANO_LEFT.pkl (licence-gated, not shipped); empty = the built-in hand model", M, check="path"),
     "device": Param("auto", "compute device: auto (CUDA when available, else CPU) | cpu | cuda | cuda:N (GPU number N)", M, check="device"),
-    "precision": Param("fp32", "inference precision: fp32 | fp16 (CUDA only) | int8 (backend tensorrt, calibrated on generated images)", M, choices=("fp32", "fp16", "int8")),
-    "backend": Param("auto", "network backend of method dir: auto (tensorrt on a CUDA GPU with TensorRT installed, else onnxruntime when installed, else pytorch) | pytorch | onnxruntime | tensorrt; ONNX files and TensorRT engines are made on first use and cached in ~/.cache/interhand_perception", M, choices=("auto", "pytorch", "onnxruntime", "tensorrt")),
+    "precision": Param("fp32", "inference precision: fp32 | fp16 (CUDA only; backend pytorch: autocast, weights and hand models fp32; tensorrt: an fp16 engine) | bf16 (CUDA, backend pytorch or auto: autocast) | int8 (backend tensorrt, calibrated on generated images); errors against fp32 in docs/performance.md", M, choices=("fp32", "fp16", "bf16", "int8")),
+    "backend": Param("auto", "network backend of method dir: auto (on a CUDA GPU: tensorrt when TensorRT is installed, else pytorch with CUDA graphs; on the CPU: onnxruntime when installed, else pytorch) | pytorch | onnxruntime | tensorrt; ONNX files and TensorRT engines are made on first use and cached in ~/.cache/interhand_perception", M, choices=("auto", "pytorch", "onnxruntime", "tensorrt")),
+    "cuda_graph": Param(True, "backend pytorch on a CUDA device: capture normalisation + network forward once at start-up as a CUDA graph and replay it per frame (the eager forward is bound by kernel launches at batch 1); false = the eager forward (the fallback if capture misbehaves); ignored on the CPU", M),
     "cpu_threads": Param(0, "CPU threads of the network backend; 0 = the backend's default (1 is fastest on shared or busy cores)", M, lo=0, hi=256),
     # --- topics
     "image_topic": Param("image", "input image topic; relative names follow the node's namespace and remapping `image` works too; with image_transport compressed the node reads <image_topic>/compressed", T, check="topic"),
@@ -137,6 +138,7 @@ class NodeParams:
     device: str
     precision: str
     backend: str
+    cuda_graph: bool
     cpu_threads: int
     image_topic: str
     camera_info_topic: str
@@ -246,8 +248,10 @@ def validate(values: dict[str, Any]) -> NodeParams:
             errors.append(f"mano_dir: {d} lacks {' and '.join(missing)} (the files of mano_v1_2/models)")
         mano_dir = str(d)
     v["mano_dir"] = mano_dir
-    if v["precision"] in ("fp16", "int8") and v["device"] == "cpu":
+    if v["precision"] in ("fp16", "bf16", "int8") and v["device"] == "cpu":
         errors.append(f"precision: {v['precision']} needs a CUDA device; use fp32 with device cpu")
+    if v["precision"] == "bf16" and v["backend"] not in ("pytorch", "auto"):
+        errors.append("precision: bf16 needs backend pytorch (or auto, which then picks pytorch)")
     if v["precision"] == "int8" and v["backend"] != "tensorrt":
         errors.append("precision: int8 needs backend tensorrt")
     roi = None

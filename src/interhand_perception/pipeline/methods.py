@@ -263,10 +263,11 @@ def load_network(p):
     from ..network.backends import BackendUnavailable
     from ..network.factory import make_backend, resolve_backend
 
-    name = resolve_backend(p.backend, p.device)
+    name = resolve_backend(p.backend, p.device, p.precision)
+    options = {"cuda_graph": None if p.cuda_graph else False} if name == "pytorch" else {}  # None: on CUDA only
     try:
         return make_backend(name, p.checkpoint, device=p.device, precision=p.precision,
-                            threads=p.cpu_threads or None, mano_dir=p.mano_dir), name
+                            threads=p.cpu_threads or None, mano_dir=p.mano_dir, **options), name
     except (FileNotFoundError, ValueError, KeyError, OSError, BackendUnavailable) as e:
         raise MethodUnavailable(f"cannot load the reconstruction model ({name}): {e}") from e
 
