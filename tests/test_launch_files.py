@@ -51,7 +51,7 @@ EXPECTED_TYPES = {
     "image_qos": str, "image_topic": str, "camera_info_topic": str, "output_topic": str,
     "depth_topic": str, "depth_max_age_s": float, "smoothing": bool, "smoothing_min_cutoff": float,
     "smoothing_beta": float, "smoothing_d_cutoff": float, "hand_timeout_s": float, "resolve_penetration": bool,
-    "method": str, "backend": str, "cpu_threads": int, "mirrored": bool, "carry_frames": int, "unseen_hand_min_confidence": float,
+    "method": str, "backend": str, "cuda_graph": bool, "cpu_threads": int, "mirrored": bool, "carry_frames": int, "unseen_hand_min_confidence": float,
     "distortion": str, "image_timeout_s": float,
 }
 # The real tf2_msgs/msg/TFMessage.msg (ros2/geometry2), byte for byte.

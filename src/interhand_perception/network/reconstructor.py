@@ -204,37 +204,63 @@ class HandReconstructor:
         return results[0] if single else results
 
     def postprocess(self, pred: dict) -> list[TwoHandResult]:
-        """Convert the final stage of a network output into :class:`TwoHandResult` objects."""
+        """Convert the final stage of a network output into :class:`TwoHandResult` objects.
+
+        The tensor work runs where the network ran; everything the results hold then crosses to
+        the host in one copy (:func:`to_host`), not one synchronising copy per array."""
         last = pred["stages"][-1]
         seg_prob = torch.softmax(pred["seg"].float(), dim=1)
         sl = self.model.config.param_slices  # layout depends on num_pca / num_betas
         release = getattr(self.model.config, "variant", "project") == "release"
         to_matrix = robust_rot6d_to_matrix if release else rot6d_to_matrix  # as the network decodes
-        per_side = {}
+        tensors = {"offset": last["offset"].float() * UNIT}
         for i, side in enumerate(SIDES):
             params = last["params"][side].float()
-            hm = self.hand_models[side]
             rot = to_matrix(params[:, sl["rot6d"]])
-            pca = params[:, sl["pose"]]
-            full = hm.hand_pose_to_axis_angle(last["params"][side][:, sl["pose"]], "pca").float()
-            per_side[side] = {
-                "vertices": last["verts"][side].float().cpu().numpy(),
-                "joints": last["joints"][side].float().cpu().numpy(),
-                "joints2d": ((last["joints2d"][side].float() + 1.0) * (self.img_size / 2.0)).cpu().numpy(),
-                "global_orient": matrix_to_axis_angle(rot).cpu().numpy(),
-                "hand_pose": full.cpu().numpy(),
-                "pose_pca": pca.cpu().numpy(),
-                "betas": params[:, sl["betas"]].cpu().numpy(),
-                "camera": last["camera"][side].float().cpu().numpy(),
-                "confidence": hand_confidence(seg_prob, last["verts2d"][side].float(), i + 1).cpu().numpy(),
-            }
-        offset = (last["offset"].float() * UNIT).cpu().numpy()
-        stage_joints = [{s: st["joints"][s].float().cpu().numpy() for s in SIDES} for st in pred["stages"]]
+            full = self.hand_models[side].hand_pose_to_axis_angle(last["params"][side][:, sl["pose"]], "pca")
+            tensors.update({
+                f"{side}.vertices": last["verts"][side],
+                f"{side}.joints": last["joints"][side],
+                f"{side}.joints2d": (last["joints2d"][side].float() + 1.0) * (self.img_size / 2.0),
+                f"{side}.global_orient": matrix_to_axis_angle(rot),
+                f"{side}.hand_pose": full,
+                f"{side}.pose_pca": params[:, sl["pose"]],
+                f"{side}.betas": params[:, sl["betas"]],
+                f"{side}.camera": last["camera"][side],
+                f"{side}.confidence": hand_confidence(seg_prob, last["verts2d"][side].float(), i + 1),
+            })
+            tensors.update({f"stage{t}.{side}": st["joints"][side] for t, st in enumerate(pred["stages"])})
+        host = to_host(tensors)
         out = []
-        for b in range(offset.shape[0]):
-            hands = {s: HandResult(side=s, **{k: (v[b] if k != "confidence" else float(v[b]))
-                                                for k, v in per_side[s].items()}) for s in SIDES}
-            out.append(TwoHandResult(left=hands["left"], right=hands["right"], offset=offset[b],
+        for b in range(host["offset"].shape[0]):
+            hands = {s: HandResult(side=s, confidence=float(host[f"{s}.confidence"][b]),
+                                   **{k: host[f"{s}.{k}"][b] for k in HAND_ARRAYS}) for s in SIDES}
+            out.append(TwoHandResult(left=hands["left"], right=hands["right"], offset=host["offset"][b],
                                      crop_size=self.img_size,
-                                     stage_joints=[{s: sj[s][b] for s in SIDES} for sj in stage_joints]))
+                                     stage_joints=[{s: host[f"stage{t}.{s}"][b] for s in SIDES}
+                                                   for t in range(len(pred["stages"]))]))
         return out
+
+
+#: The array fields of :class:`HandResult`, as ``postprocess`` fills them.
+HAND_ARRAYS = ("vertices", "joints", "joints2d", "global_orient", "hand_pose", "pose_pca", "betas", "camera")
+
+
+def to_host(tensors: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
+    """Tensors with one leading batch axis, on one device -> float32 NumPy arrays, in one copy.
+
+    Args:
+        tensors: {name: (B, ...) tensor}.
+    Returns:
+        {name: (B, ...) float32 array}, views into one (B, N) array.
+    """
+    names = list(tensors)
+    batch = tensors[names[0]].shape[0]
+    flat = torch.cat([tensors[n].float().reshape(batch, -1) for n in names], dim=1).cpu().numpy()
+    out, start = {}, 0
+    for n in names:
+        shape = tuple(tensors[n].shape[1:])
+        size = int(np.prod(shape, dtype=np.int64))
+        out[n] = flat[:, start:start + size].reshape(batch, *shape)
+        start += size
+    return out
