@@ -38,7 +38,7 @@ def test_top_level_help():
 @pytest.mark.parametrize("command,options", [
     ("train", ["--config", "--resume", "--set", "--quiet", "train.out_dir", "torchrun"]),
     ("eval", ["--checkpoint", "--data", "--root", "--split", "--samples", "--iv-samples", "--mano-dir",
-              "--device", "--batch-size", "--out", "interhand26m"]),
+              "--device", "--batch-size", "--out", "interhand26m", "--precision-check", "autocast"]),
     ("bench", ["--backbones", "--stages", "--img-size", "--repeats", "--devices", "--threads", "--train",
                "--config", "--steps", "--warmup", "--batch", "--compile"]),
     ("gen-data", ["--out", "--num", "--split", "--img-size", "--seed", "--shard-size", "--workers", "--mano-dir"]),

@@ -27,8 +27,32 @@ from .penetration_volume import penetration_volume
 from .metrics import evaluate_protocols, joint_errors, miaa, pck_curve
 
 
+def sample_batches(dataset, batch_size: int, progress: bool = True, desc: str = "eval"):
+    """Consecutive raw samples of ``dataset`` as lists of at most ``batch_size`` (the last may be
+    shorter), in order, under a tqdm bar (``progress``)."""
+    n = len(dataset)
+    for start in tqdm(range(0, n, batch_size), disable=not progress, desc=desc, unit="batch"):
+        yield [dataset[i] for i in range(start, min(n, start + batch_size))]
 
-def _stack_pred(pred: dict, img_size: int) -> list[dict]:
+
+def ground_truth(samples: list[dict]) -> dict:
+    """The labels of raw samples as arrays: joints (B,2,21,3) and verts (B,2,V,3) in metres,
+    joints2d (B,2,21,2) and verts2d (B,2,V,2) in crop pixels, valid (B,2) bool."""
+    return {"joints": np.stack([s["joints3d"] for s in samples]), "verts": np.stack([s["verts3d"] for s in samples]),
+            "verts2d": np.stack([s["verts2d"] for s in samples]),
+            "joints2d": np.stack([s["joints2d"] for s in samples]),
+            "valid": np.stack([s["hand_valid"] for s in samples]).astype(bool)}
+
+
+def seg_labels(samples: list[dict], size) -> np.ndarray | None:
+    """Ground-truth labels (B, h, w) at the seg head's map ``size`` (h, w) (nearest, sampled at
+    cell centres: :func:`handedness.downsample_seg`), or None when a sample has no ``seg``."""
+    if not all("seg" in s for s in samples):
+        return None
+    return downsample_seg(np.stack([s["seg"] for s in samples]), tuple(size))
+
+
+def stack_prediction(pred: dict, img_size: int) -> list[dict]:
     """Per stage numpy arrays: joints (B,2,21,3) and verts (B,2,V,3) in a common frame
     (left wrist at the origin, right wrist at the predicted offset), verts2d (B,2,V,2) and
     joints2d (B,2,21,2) in crop pixels, offset (B,3) right minus left root in units of UNIT."""
@@ -73,31 +97,27 @@ def evaluate_model(model: torch.nn.Module, dataset, batch_size: int = 16, device
     model.eval()
     device = device or next(model.parameters()).device
     dtype = next(model.parameters()).dtype
-    n = len(dataset)
     stages_acc: list[dict[str, list]] = []
     gt_acc: dict[str, list] = {"joints": [], "verts": [], "verts2d": [], "joints2d": [], "valid": [], "seg": []}
     seg_logits: list[np.ndarray] = []
     with_seg = True  # every batch has a seg head output and GT labels
     faces = {s: np.asarray(model.hand_models[s].faces) for s in SIDES} if hasattr(model, "hand_models") else None
-    for start in tqdm(range(0, n, batch_size), disable=not progress, desc="eval", unit="batch"):
-        samples = [dataset[i] for i in range(start, min(n, start + batch_size))]
+    for samples in sample_batches(dataset, batch_size, progress):
         img_size = samples[0]["image"].shape[0]
         pred = model(normalise_batch([s["image"] for s in samples], device, dtype))
-        per_stage = _stack_pred(pred, img_size)
+        per_stage = stack_prediction(pred, img_size)
         if not stages_acc:
             stages_acc = [{k: [] for k in per_stage[0]} for _ in per_stage]
         for acc, st in zip(stages_acc, per_stage):
             for k, v in st.items():
                 acc[k].append(v)
-        gt_acc["joints"].append(np.stack([s["joints3d"] for s in samples]))
-        gt_acc["verts"].append(np.stack([s["verts3d"] for s in samples]))
-        gt_acc["verts2d"].append(np.stack([s["verts2d"] for s in samples]))
-        gt_acc["joints2d"].append(np.stack([s["joints2d"] for s in samples]))
-        with_seg = with_seg and "seg" in pred and all("seg" in s for s in samples)
-        if with_seg:  # GT labels at the seg head's resolution (nearest, at cell centres)
+        for k, v in ground_truth(samples).items():
+            gt_acc[k].append(v)
+        labels = seg_labels(samples, pred["seg"].shape[-2:]) if "seg" in pred else None
+        with_seg = with_seg and labels is not None
+        if with_seg:
             seg_logits.append(pred["seg"].float().cpu().numpy())
-            gt_acc["seg"].append(downsample_seg(np.stack([s["seg"] for s in samples]), pred["seg"].shape[-2:]))
-        gt_acc["valid"].append(np.stack([s["hand_valid"] for s in samples]).astype(bool))
+            gt_acc["seg"].append(labels)
     gt = {k: np.concatenate(v) for k, v in gt_acc.items() if v}
     stages = [{k: np.concatenate(v) for k, v in acc.items()} for acc in stages_acc]
 
@@ -135,8 +155,21 @@ def evaluate_model(model: torch.nn.Module, dataset, batch_size: int = 16, device
         iv_gt = [penetration_volume(gt["verts"][j, 0], faces["left"], gt["verts"][j, 1], faces["right"]) for j in both]
         summary["iv_cm3"] = float(np.mean(iv_pred)) if iv_pred else math.nan
         summary["iv_gt_cm3"] = float(np.mean(iv_gt)) if iv_gt else math.nan
-    return {"summary": summary, "stages": stage_reports, "num_samples": n,
+    return {"summary": summary, "stages": stage_reports, "num_samples": len(dataset),
             "pck": {"thresholds_mm": thresholds.tolist(), "pck": pck.tolist()}}
+
+
+def load_for_eval(checkpoint: str, data: str = "synthetic", root: str | None = None, split: str = "test",
+                  num_samples: int = 500, device: str = "auto", mano_dir: str | None = None) -> tuple:
+    """The checkpoint's :class:`HandReconstructor`, its run config with ``data.kind``/``root``
+    set, and the first ``num_samples`` samples of the held-out ``split`` (raw sample dicts)."""
+    from ..network.reconstructor import HandReconstructor
+    from ..data.splits import build_test_set
+
+    rec = HandReconstructor.from_checkpoint(checkpoint, device=device, mano_dir=mano_dir)
+    cfg = dict(rec.config)
+    cfg["data"] = {**cfg["data"], "kind": data, "root": root or cfg["data"].get("root")}
+    return rec, cfg, build_test_set(cfg, rec.hand_models, limit=num_samples, split=split)
 
 
 def evaluate_checkpoint(checkpoint: str, data: str = "synthetic", root: str | None = None, split: str = "test",
@@ -148,13 +181,7 @@ def evaluate_checkpoint(checkpoint: str, data: str = "synthetic", root: str | No
     With ``overlay`` a PNG is written: input, predicted meshes, side view and ground truth for
     the first ``overlay_samples`` samples.
     """
-    from ..network.reconstructor import HandReconstructor
-    from ..data.splits import build_test_set
-
-    rec = HandReconstructor.from_checkpoint(checkpoint, device=device, mano_dir=mano_dir)
-    cfg = dict(rec.config)
-    cfg["data"] = {**cfg["data"], "kind": data, "root": root or cfg["data"].get("root")}
-    dataset = build_test_set(cfg, rec.hand_models, limit=num_samples, split=split)
+    rec, cfg, dataset = load_for_eval(checkpoint, data, root, split, num_samples, device, mano_dir)
     res = evaluate_model(rec.model, dataset, batch_size=batch_size, device=rec.device,
                          with_iv=iv_samples > 0, iv_samples=iv_samples)
     res.update({"checkpoint": str(checkpoint), "data": data, "split": split,

@@ -53,6 +53,13 @@ def downsample_seg(seg, size: tuple[int, int]) -> np.ndarray:
     return a[..., rows, :][..., cols]
 
 
+def lr_decision(logits) -> np.ndarray:
+    """Left/right decision of a 3-class segmentation, background ignored: (N, 3, h, w) scores ->
+    (N, h, w) labels, 2 (right) where the right logit is the larger, else 1 (left; ties too)."""
+    p = np.asarray(logits)
+    return np.where(p[:, 2] > p[:, 1], 2, 1)
+
+
 def seg_accuracies(logits, gt_seg) -> dict:
     """Pixel accuracies of a 3-class (background, left, right) segmentation.
 
@@ -73,7 +80,7 @@ def seg_accuracies(logits, gt_seg) -> dict:
     if p.ndim != 4 or p.shape[1] != 3 or g.shape != (p.shape[0],) + p.shape[2:]:
         raise ValueError(f"expected logits (N, 3, h, w) and labels (N, h, w), got {p.shape} and {g.shape}")
     hand = g > 0
-    side = np.where(p[:, 2] > p[:, 1], 2, 1)  # left/right decision only
+    side = lr_decision(p)
     lr_total = int(hand.sum())
     lr_correct = int((side[hand] == g[hand]).sum())
     full = np.argmax(p, axis=1)

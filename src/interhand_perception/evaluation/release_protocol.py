@@ -46,7 +46,7 @@ def release_protocol_summary(pred_verts: np.ndarray, pred_offset: np.ndarray, gt
 
     Args:
         pred_verts: (N, 2, V, 3) predicted vertices, left wrist at the origin, right hand
-            shifted by the predicted offset (``evaluate._stack_pred``'s frame).
+            shifted by the predicted offset (``evaluate.stack_prediction``'s frame).
         pred_offset: (N, 3) predicted right-minus-left wrist vector, metres.
         gt_verts: (N, 2, V, 3) ground-truth vertices (camera frame).
         valid: (N, 2) bool; regressors: {side: (16, V)} joint regressors.
