@@ -35,6 +35,9 @@ def timed(fn, n):
     return out
 variants["pytorch backend, demo r18 128 T=2"] = lambda n=1: timed(lambda: pt.forward_raw(crop), n)
 variants["onnxruntime backend, demo r18 128 T=2"] = lambda n=1: timed(lambda: ort.forward_raw(crop), n)
+# the whole call: network + post-processing into TwoHandResult (what FrameProcessor times as "network")
+variants["pytorch backend call, incl. postprocess"] = lambda n=1: timed(lambda: pt(crop), n)
+variants["onnxruntime backend call, incl. postprocess"] = lambda n=1: timed(lambda: ort(crop), n)
 for fn in variants.values():
     fn(n=2)  # warm-up
 print("@@" + json.dumps({"ready": interhand_perception.__file__, "variants": list(variants),
