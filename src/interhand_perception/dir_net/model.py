@@ -104,15 +104,17 @@ class RefinementStage(nn.Module):
         self.mfp = MultiPlaneProjection(cfg.mfp_mode, cfg.mfp_channels, width, cfg.mfp_kernel, self.map_size)
 
     def joint_tokens(self, fused: torch.Tensor, prev: dict) -> dict:
-        """{side: (B, 21, joint_dim)} = J_visual + J_coord (both hands in one 3D space)."""
+        """{side: (B, 21, joint_dim)} = J_visual + J_coord (both hands in one 3D space).
+
+        What shares weights runs once on the 42 joints of both hands (the feature sampling, the
+        coordinate embedding); the per-side visual MLPs run on their 21."""
         half = prev["offset"].detach()[:, None, :] / 2.0  # (B, 1, 3), units of 0.15 m
+        uv = torch.cat([prev["joints2d"][s].detach() for s in SIDES], dim=1)  # (B, 42, 2)
         shift = {"left": -half, "right": half}
-        tokens = {}
-        for s in SIDES:
-            visual = self.visual[s](sample_joint_features(fused, prev["joints2d"][s].detach()))
-            coord = self.coord(prev["joints"][s].detach() / UNIT + shift[s])
-            tokens[s] = visual + coord
-        return tokens
+        xyz = torch.cat([prev["joints"][s].detach() / UNIT + shift[s] for s in SIDES], dim=1)  # (B, 42, 3)
+        sampled = sample_joint_features(fused, uv).split(NUM_JOINTS, dim=1)  # 2 x (B, 21, width)
+        coord = self.coord(xyz).split(NUM_JOINTS, dim=1)  # 2 x (B, 21, d)
+        return {s: self.visual[s](sampled[i]) + coord[i] for i, s in enumerate(SIDES)}
 
     def forward(self, prev_map: torch.Tensor, skip: torch.Tensor, prev: dict,
                 decode: Callable[[dict, torch.Tensor], dict]) -> tuple[torch.Tensor, dict]:
@@ -120,10 +122,10 @@ class RefinementStage(nn.Module):
         tokens = self.joint_tokens(fused, prev)
         if self.gcn is not None:
             tokens = {s: self.gcn[s](tokens[s]) for s in SIDES}
+        both = torch.cat([tokens[s] for s in SIDES], dim=1)  # (B, 42, d)
         if self.transformer is not None:
-            both = self.transformer(torch.cat([tokens["left"], tokens["right"]], dim=1))
-            tokens = {"left": both[:, :NUM_JOINTS], "right": both[:, NUM_JOINTS:]}
-        feats = {s: self.to_mfp(tokens[s]) for s in SIDES}
+            both = self.transformer(both)
+        feats = dict(zip(SIDES, self.to_mfp(both).split(NUM_JOINTS, dim=1)))  # one shared projection
         params, offset = self.update(feats, prev["params"], prev["offset"])
         out = decode(params, offset)
         return self.mfp(fused, out["joints2d"], feats, self.radius, self.map_size), out
