@@ -252,3 +252,45 @@ def test_report_row_and_summary(models, faces):
     rep = {"summary": summarise([row, row]), "checkpoint": "x"}
     assert rep["summary"]["iv_before"]["mean"] == row["iv_before"]
     assert "| voxel IV before (cm^3) |" in format_penetration_report(rep)
+
+
+# ----------------------------------------------------------------------------- in the node's post-processing
+def test_post_processing_measures_only_when_read_unless_it_resolves(models, faces, monkeypatch):
+    """resolve_penetration off: the frame's path does not pay for the measure (~2.4 ms); the
+    report measures the published vertices when first read (the node: once per diagnostics
+    period) and keeps the value. On: measured and resolved in the frame, as before."""
+    from interhand_perception.pipeline import postprocess
+    from interhand_perception.pipeline.frame import FrameResult
+    from interhand_perception.pipeline.placement import Intrinsics
+
+    def frame_of(placed):
+        return FrameResult(placed=placed, result=None, box=np.zeros(3), confidence=np.ones(2),
+                           pose=np.zeros((2, 48)), betas=np.zeros((2, 10)))
+
+    verts, joints, d = scene(models, 9)
+    v, j = pushed(verts, joints, d, 20.0)
+    frame = frame_of(placed_from(v, j))
+    calls = []
+    real = postprocess.measure_penetration
+    monkeypatch.setattr(postprocess, "measure_penetration", lambda *a: calls.append(1) or real(*a))
+    both = np.array([True, True])
+    intr = Intrinsics(fx=500.0, fy=500.0, cx=320.0, cy=240.0, width=640, height=480)
+
+    lazy = postprocess.PostProcessor(postprocess.PostConfig(smoothing=False), faces)
+    out, _valid, report = lazy(frame, both, 0.0, intr)
+    assert calls == []
+    want = real(out.placed.vertices, faces)["volume_cm3"]
+    out.placed.vertices[:] = 0.0  # the caller's arrays may change afterwards: the report kept a copy
+    values = report["penetration"].values()
+    assert calls == [1] and report["penetration"].values() is values
+    assert values["penetration_cm3"] == pytest.approx(want) and values["penetration_cm3"] > 5.0
+    assert values["penetration_after_cm3"] == values["penetration_cm3"] and values["separation_mm"] == 0.0
+
+    frame = frame_of(placed_from(v, j))
+    eager = postprocess.PostProcessor(postprocess.PostConfig(smoothing=False, resolve_penetration=True), faces)
+    _out, _valid, report = eager(frame, both, 0.0, intr)
+    assert calls == [1, 1]
+    values = report["penetration"].values()
+    assert values["penetration_cm3"] > 5.0 and values["penetration_after_cm3"] <= 0.5 and values["separation_mm"] > 0
+    _out, _valid, report = eager(frame, np.array([True, False]), 0.0, intr)
+    assert "penetration" not in report  # one hand: nothing to measure

@@ -39,7 +39,7 @@ class PipelineOutput:
         intrinsics: those the hands were placed with (un-mirrored when ``mirrored``).
         rgb: (H, W, 3) the image the method saw (un-mirrored when ``mirrored``).
         method: the method's report (crop box, hands found, side decisions, timings).
-        post: the post-processing report (``depth``, ``penetration_cm3``, ...; ``PostProcessor``).
+        post: the post-processing report (``depth``, ``penetration``, ``ms``; ``PostProcessor``).
         timings: seconds per step: ``method``, ``post`` and the method's own (``crop``,
             ``network``, ``placement``, ``detect``, ``fit``).
     """

@@ -302,9 +302,10 @@ class HandsNode(Node):
         if method.get("found") is not None:
             extra["hands_detected"] = method["found"]
             extra["detection"] = method.get("reason", "")
-        if "penetration_cm3" in post:
-            extra["penetration_cm3"] = post["penetration_cm3"]
-            extra["penetration_after_cm3"] = post["penetration_after_cm3"]
+        if "penetration" in post:
+            pen = post["penetration"].values()  # measured here, once per period, when resolution is off
+            extra["penetration_cm3"] = pen["penetration_cm3"]
+            extra["penetration_after_cm3"] = pen["penetration_after_cm3"]
         if self.depth_buffer is not None:
             extra["depth"] = ("matched" if post.get("depth_matched") else "no depth image within "
                               f"{self.params.depth_max_age_s:g} s of the frame")

@@ -233,7 +233,7 @@ def _print_table(times: dict, names: list, repeats: int, threads, printer, detec
     base = None
     printer(f"hands_node per frame at {W}x{H}, medians of {repeats} rounds in ms, round-robin in one run "
             f"({os.cpu_count()} CPU cores, {threads or 'default'} thread(s); DIR with crop_mode center; network = incl. "
-            "the hand-model layer; keypoint_fit: network = the fit; post = smoothing + interpenetration; hands_msg = "
+            "the hand-model layer; keypoint_fit: network = the fit; post = smoothing (+ interpenetration when resolve_penetration is on; measured only when read otherwise); hands_msg = "
             "build + publish TwoHands; other_msgs = RViz markers, TF, wrist poses, sent after it; to TwoHands = "
             "image message in to TwoHands out; e2e = all messages out)")
     width = {s: max(9, len(s) + 2) for s in STAGES}

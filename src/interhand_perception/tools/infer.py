@@ -184,7 +184,7 @@ def frame_record(source: str, t: float, out, info: RunInfo, hfov_deg: float | No
            "detector_hands": report.get("detections", []),
            "hands": [hand_record(out, i) for i in range(2)],
            "right_minus_left": _r(out.frame.placed.right_minus_left, 5) if valid.all() else None,
-           "penetration_cm3": out.post.get("penetration_cm3")}
+           "penetration_cm3": out.post["penetration"].values()["penetration_cm3"] if "penetration" in out.post else None}
     if "stacking" in report:
         rec["stacking"] = report["stacking"]
     rec["units"] = UNITS
