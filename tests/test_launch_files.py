@@ -44,7 +44,7 @@ NODE_KEY = "/**/hands_node"
 EXPECTED_TYPES = {
     "checkpoint": str, "mano_dir": str, "device": str, "precision": str,
     "image_transport": str, "frame_prefix": str, "publish_tf": bool, "publish_joint_tf": bool,
-    "publish_markers": bool, "publish_wrist_poses": bool, "publish_mesh": bool,
+    "publish_markers": bool, "markers_max_rate_hz": float, "publish_wrist_poses": bool, "publish_mesh": bool,
     "crop_mode": str, "crop_roi": list, "placement": str, "assumed_hfov_deg": float,
     "camera_info_timeout_s": float, "min_confidence": float, "max_image_width": int,
     "max_image_height": int, "warn_period_s": float, "diagnostics_period_s": float,

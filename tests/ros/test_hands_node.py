@@ -45,7 +45,7 @@ from tf2_msgs.msg import TFMessage  # noqa: E402
 from visualization_msgs.msg import Marker, MarkerArray  # noqa: E402
 
 from interhand_perception.hand_model.joints import JOINT_NAMES  # noqa: E402
-from interhand_perception.ros.hands_node import HandsNode, StartupError  # noqa: E402
+from interhand_perception.ros.hands_node import HandsNode, StartupError, markers_due  # noqa: E402
 from interhand_perception.dir_net.checkpoint import save_checkpoint  # noqa: E402
 from interhand_perception.training.config import load_run_config  # noqa: E402
 from interhand_perception.dir_net.build import build_model  # noqa: E402
@@ -477,3 +477,10 @@ def test_startup_fails_clearly_as_an_executable(tmp_path):
     assert "cannot start" in proc.stderr and "missing.safetensors does not exist" in proc.stderr
     helped = subprocess.run([exe, "--help"], capture_output=True, text=True, timeout=60)
     assert helped.returncode == 0 and "crop_mode" in helped.stdout and "camera_info" in helped.stdout
+
+
+def test_markers_are_rate_limited_not_the_hands():
+    """markers_max_rate_hz: RViz markers at most that often (the first frame always), 0 = every
+    frame; TwoHands, TF and the wrist poses are not limited."""
+    assert markers_due(None, 5.0, 15.0) and markers_due(1.0, 1.0, 0.0)
+    assert not markers_due(1.0, 1.05, 15.0) and markers_due(1.0, 1.07, 15.0)

@@ -110,6 +110,7 @@ PARAMETERS: dict[str, Param] = {
     "publish_tf": Param(True, "publish <prefix>left_wrist and <prefix>right_wrist on /tf, children of the image's frame_id", O),
     "publish_joint_tf": Param(False, "also publish the 20 finger-joint frames per hand, <prefix>left_<joint name>, children of the wrist frames", O),
     "publish_markers": Param(True, "publish hands/markers (visualization_msgs/MarkerArray: meshes and skeletons)", O),
+    "markers_max_rate_hz": Param(15.0, "hands/markers at most this often (RViz needs no more; one MarkerArray is ~18,000 points, 20-25 ms of Python per frame on a small CPU), so that TwoHands, TF and the wrist poses keep the camera's rate on a GPU; 0 = with every frame", O, lo=0.0, hi=1000.0),
     "publish_wrist_poses": Param(True, "publish hands/left_wrist_pose and hands/right_wrist_pose (geometry_msgs/PoseStamped)", O),
     "publish_mesh": Param(True, "fill Hand.vertices and publish the faces once on hands/mesh (transient local)", O),
     # --- logging and diagnostics
@@ -169,6 +170,7 @@ class NodeParams:
     publish_tf: bool
     publish_joint_tf: bool
     publish_markers: bool
+    markers_max_rate_hz: float
     publish_wrist_poses: bool
     publish_mesh: bool
     warn_period_s: float

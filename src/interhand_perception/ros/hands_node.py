@@ -84,6 +84,7 @@ class HandsNode(Node):
         self.hand_model_id = f"{ids['left']}+{ids['right']}"
         self.depth_buffer = DepthBuffer(max_age_s=p.depth_max_age_s) if p.depth_topic else None
         self._last: PipelineOutput | None = None
+        self._markers_sent: float | None = None  # time.monotonic() of the last MarkerArray
         self.stats = FrameStats()
         self.warn_limiter = RateLimitedLog(p.warn_period_s)
         self.slot = LatestSlot()
@@ -258,7 +259,9 @@ class HandsNode(Node):
                 if valid[i]:
                     self.pub_poses[side].publish(conv.wrist_pose_msg(header, frame.placed.wrist[i],
                                                                      frame.placed.wrist_quaternion[i]))
-        if self.pub_markers is not None:
+        now = time.monotonic()
+        if self.pub_markers is not None and markers_due(self._markers_sent, now, p.markers_max_rate_hz):
+            self._markers_sent = now
             self.pub_markers.publish(conv.hand_markers(header, frame.placed, self.faces, valid, mesh=p.publish_mesh))
         return True
 
@@ -325,6 +328,13 @@ class HandsNode(Node):
         if self._worker.is_alive():
             self._worker.join(timeout=5.0)
         return super().destroy_node()
+
+
+def markers_due(last: float | None, now: float, max_rate_hz: float) -> bool:
+    """Whether a MarkerArray goes out with the frame processed at ``now`` (seconds, monotonic):
+    always when ``max_rate_hz`` is 0 or none was sent yet, else once ``1 / max_rate_hz`` has
+    passed since ``last``."""
+    return max_rate_hz <= 0 or last is None or now - last >= 1.0 / max_rate_hz
 
 
 def compressed_topic(node, image_topic: str) -> str:
