@@ -323,3 +323,22 @@ def test_side_view_shows_both_hands(rec, result):
     blueish = (rgb[..., 2] - rgb[..., 0] > 40).sum()
     orangeish = (rgb[..., 0] - rgb[..., 2] > 40).sum()
     assert blueish > 20 and orangeish > 20  # the left (blue) and the right (orange) hand are both there
+
+
+def test_to_host_is_one_copy_that_keeps_every_array():
+    """Post-processing (and the TensorRT backend's outputs) cross to the host as one flat array."""
+    from interhand_perception.network.reconstructor import to_host
+
+    tensors = {"a": torch.randn(2, 5, 3), "b": torch.arange(2 * 7, dtype=torch.float16).view(2, 7),
+               "c": torch.tensor([0.25, 0.5]), "d": torch.randn(2, 3, 4, 4).contiguous(memory_format=torch.channels_last)}
+    host = to_host(tensors)
+    assert list(host) == list(tensors)
+    for name, t in tensors.items():
+        assert host[name].shape == tuple(t.shape) and host[name].dtype == np.float32
+        np.testing.assert_array_equal(host[name], t.float().numpy())
+
+    def root(a):
+        while isinstance(a, np.ndarray) and a.base is not None:
+            a = a.base
+        return a
+    assert len({id(root(v)) for v in host.values()}) == 1  # views into the one copied array

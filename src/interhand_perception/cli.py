@@ -128,8 +128,8 @@ def _cmd_infer(args: argparse.Namespace) -> int:
     log = tempfile.TemporaryFile(mode="w+")
     try:
         params = validate({"method": args.method, "checkpoint": args.checkpoint or "", "mano_dir": args.mano_dir or "",
-                           "device": args.device, "crop_mode": args.crop_mode, "mirrored": bool(args.mirrored),
-                           "min_confidence": float(args.min_confidence)})
+                           "device": args.device, "precision": args.precision, "crop_mode": args.crop_mode,
+                           "mirrored": bool(args.mirrored), "min_confidence": float(args.min_confidence)})
         with native_stderr_to(log, not args.verbose):
             pipeline = Pipeline.from_params(params)
     except (ConfigError, MethodUnavailable) as e:
@@ -456,6 +456,8 @@ place (their joint boxes' IoU above 0.5; 0 at 0.85: pipeline/stacking.py).""")
                    help="DIR's crop: detect (MediaPipe, default), center, full (no detector: no 'detector N')")
     i.add_argument("--mano-dir", default=None, help="folder with MANO_{RIGHT,LEFT}.pkl (default: built-in hand)")
     i.add_argument("--device", default="auto")
+    i.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "bf16"),
+                   help="method dir on CUDA: fp16 / bf16 autocast (errors against fp32: docs/performance.md)")
     i.add_argument("--out", default="infer_out", help="output folder (default infer_out/)")
     i.add_argument("--force", action="store_true",
                    help="write into --out even if it holds a previous run's outputs (those files are deleted first)")

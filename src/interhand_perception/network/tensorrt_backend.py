@@ -24,6 +24,7 @@ import torch
 
 from ..dir_net.checkpoint import file_sha256
 from .export_onnx import INPUT_NAME, ensure_onnx, onnx_outputs_to_pred, read_metadata
+from .reconstructor import to_host
 from .backends import NetworkBackend, _ConfigOnly, as_batch, check_onnx_matches, cuda_index, normalise_images
 from .tensorrt_engine import (DEFAULT_CACHE_DIR, PRECISIONS, Progress, current_gpu_name, engine_location,
                               import_tensorrt, load_or_build)
@@ -158,8 +159,7 @@ class TensorRTBackend(NetworkBackend):
                 ctx.set_tensor_address(name, outputs[name].data_ptr())
             if not ctx.execute_async_v3(self.stream.cuda_stream):
                 raise RuntimeError("TensorRT could not run the engine (see the TensorRT errors above)")
-            host = {name: t.float().cpu().numpy() for name, t in outputs.items()}  # waits for the stream
-        return host
+            return to_host(outputs)  # one copy to the host for all outputs; waits for the stream
 
     def forward_raw(self, images: np.ndarray) -> dict:
         x = self.preprocess(images)
