@@ -16,14 +16,8 @@
 #   DEVICE=cpu SCALE=dry bash scripts/gpu_bench_run.sh   # a quick CPU dry run of every step
 set -uo pipefail
 cd "$(dirname "$0")/.."
-OUT=${OUT:-gpu_out}
 DEVICE=${DEVICE:-cuda}
-export PYTHONPATH=src PYTHONUNBUFFERED=1
-PY=${PY:-python3}
-IH="$PY -m interhand_perception.cli"
-mkdir -p "$OUT"
-LOG="$OUT/run.log"
-say() { echo "[$(date +%T)] $*" | tee -a "$LOG"; }
+source scripts/gpu_common.sh  # $IH, $PY, $OUT/run.log, say(); writes the machine first
 step() {  # step SECONDS TITLE COMMAND...
   local limit=$1 title=$2
   shift 2
@@ -38,11 +32,6 @@ else
   REPEATS=30; NODE_REPEATS=50; SAMPLES=200; BATCHES=1,16,64; BACKBONES=resnet18,resnet50; STAGES=0,1,2,3
 fi
 NO_COMPILE="eager fp32,eager fp16,eager bf16,graph fp32,graph bf16"
-
-say "machine"
-{ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
-  $PY -c "import torch, os; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'cpus', os.cpu_count())"
-} 2>&1 | tee -a "$LOG"
 
 step 150 "1. targets: ResNet-50, T = 2, 256 px, batch $BATCHES" \
   $IH bench --devices "$DEVICE" --backbones resnet50 --stages 2 --img-size 256 --repeats "$REPEATS" \

@@ -29,17 +29,7 @@ LR=${LR:-8.0e-4}
 DEVICE=${DEVICE:-cuda}
 INIT_SET=()
 if [ -n "${INIT:-}" ]; then INIT_SET=(train.init_from="$INIT"); fi
-export PYTHONPATH=src PYTHONUNBUFFERED=1
-PY=${PY:-python3}
-IH="$PY -m interhand_perception.cli"
-mkdir -p "$OUT"
-LOG="$OUT/run.log"
-say() { echo "[$(date +%T)] $*" | tee -a "$LOG"; }
-
-say "machine"
-{ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
-  $PY -c "import torch, os; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'cpus', os.cpu_count())"
-} 2>&1 | tee -a "$LOG"
+source scripts/gpu_common.sh  # $IH, $PY, $OUT/run.log, say(); writes the machine first
 
 say "render $NUM training + 500 test samples (128 px) with $WORKERS workers"
 $IH gen-data --out data_cache/syn128v2 --num "$NUM" --img-size 128 --workers "$WORKERS" 2>&1 | tail -n 1 | tee -a "$LOG"
