@@ -39,12 +39,13 @@ import torch.nn.functional as F
 
 from ..dir_net.inputs import normalise_batch
 from ..hand_model.joints import ROOT_JOINT
+from ..network.reconstructor import PRECISIONS as AUTOCAST
 from .evaluate import ground_truth, load_for_eval, sample_batches, seg_labels, stack_prediction
 from .handedness import lr_decision
 from .metrics import evaluate_protocols, joint_errors, miaa, mrrpe, vertex_errors
 
-#: Names of the precisions on the command line.
-PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+#: Names of the precisions on the command line: the inference's (``HandReconstructor``), fp32 = no autocast.
+PRECISIONS = {name: dtype or torch.float32 for name, dtype in AUTOCAST.items()}
 #: Per-sample comparisons summarised as median / p99 / max.
 SPREAD_KEYS = ("joints_mm", "verts_mm", "offset_mm", "joints2d_px")
 
