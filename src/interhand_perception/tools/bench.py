@@ -219,3 +219,42 @@ def print_variant_table(rows: list[dict], img_size: int, repeats: int, printer=p
     for r in rows:
         printer(f"{r['backbone']:<10}{r['stages']:>2}{r['batch']:>6}  {r['variant']:<12}{r['median_ms']:>10.2f}"
                 f"{r['p90_ms']:>9.2f}{r['images_per_s']:>10.1f}{r['ratio']:>9.2f}")
+    for line in target_lines(rows, img_size):
+        printer(line)
+
+
+#: Issue 13's targets on an H100/H200: ResNet-50, T = 2, 256 x 256.
+TARGET_FPS_BATCH1, TARGET_IMAGES_S_BATCH64, TARGET_STAGE_MS = 300.0, 3000.0, 1.0
+
+
+def stage_costs(rows: list[dict]) -> dict:
+    """{(backbone, variant, batch): ms per refinement stage}: the slope of the median over T,
+    (median at the largest T - median at T = 0) / largest T, where both were timed."""
+    by_key: dict = {}
+    for r in rows:
+        by_key.setdefault((r["backbone"], r["variant"], r["batch"]), {})[r["stages"]] = r["median_ms"]
+    return {k: (t[max(t)] - t[0]) / max(t) for k, t in by_key.items() if 0 in t and max(t) > 0}
+
+
+def target_lines(rows: list[dict], img_size: int) -> list[str]:
+    """The GPU table's verdicts on issue 13's targets (lines to print; none when nothing
+    relevant was timed): the best variant of ResNet-50, T = 2 at batch 1 (FPS) and at batch 64
+    (images/s), and the cost per refinement stage at batch 1 per variant."""
+    out = []
+    costs = stage_costs(rows)
+    if costs:
+        out.append("ms per refinement stage (slope over T, batch 1): " + ", ".join(
+            f"{bb} {v} {ms:.2f}" for (bb, v, b), ms in sorted(costs.items()) if b == 1)
+            + f" (target <= {TARGET_STAGE_MS:g} ms)")
+    if img_size != 256:
+        return out
+    r50 = [r for r in rows if r["backbone"] == "resnet50" and r["stages"] == 2]
+    for batch, key, target, unit in ((1, "images_per_s", TARGET_FPS_BATCH1, "FPS"),
+                                     (64, "images_per_s", TARGET_IMAGES_S_BATCH64, "images/s")):
+        cands = [r for r in r50 if r["batch"] == batch]
+        if cands:
+            best = max(cands, key=lambda r: r[key])
+            verdict = "met" if best[key] >= target else "NOT met"
+            out.append(f"target ResNet-50 T=2 batch {batch}: best {best['variant']} {best[key]:.0f} {unit} "
+                       f"(target >= {target:g}): {verdict}")
+    return out
