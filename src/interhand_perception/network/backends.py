@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from ..dir_net.inputs import IMAGENET_MEAN, IMAGENET_STD
-from .reconstructor import as_batch
+from .reconstructor import as_batch, pack, unpack
 from ..dir_net.checkpoint import file_sha256
 from .export_onnx import DEFAULT_OPSET, INPUT_NAME, ONNX_FORMAT, ensure_onnx, onnx_outputs_to_pred
 
@@ -109,13 +109,13 @@ class PyTorchBackend(NetworkBackend):
     ``channels_last`` (default: on the CPU only, where it was measured ~7 % faster; results
     unchanged to float rounding) stores the network's conv weights and input NHWC.
 
-    ``cuda_graph`` (default: on a CUDA device): capture normalisation + forward once per batch
-    size in ``graph_batch_sizes`` at start-up and replay it (``network.cuda_graph.CudaGraphRunner``;
-    ``graph_api`` replaces its CUDA calls in tests); where capture is impossible (a CPU device,
-    a capture error) it warns once and runs eager, and so does a batch size that was not
-    captured. ``False`` is the eager forward (the fallback parameter). The replayed outputs are
-    static buffers: :meth:`forward_raw`'s result is valid until the next call (``__call__``
-    post-processes it at once).
+    ``cuda_graph`` (default: on a CUDA device): capture a frame's device work (:meth:`frame_outputs`:
+    normalisation, forward, hand models, the post-processing's tensor work, packed into one
+    tensor) once per batch size in ``graph_batch_sizes`` at start-up and replay it per call
+    (``network.cuda_graph.CudaGraphRunner``; ``graph_api`` replaces its CUDA calls in tests);
+    where capture is impossible (a CPU device, a capture error) it warns once and runs eager,
+    and so does a batch size that was not captured. ``False`` is the eager forward (the fallback
+    parameter).
     """
 
     kind = "pytorch"
@@ -144,20 +144,42 @@ class PyTorchBackend(NetworkBackend):
         if rec.device.type == "cuda" if cuda_graph is None else cuda_graph:
             from .cuda_graph import CudaGraphRunner
 
-            self.graph_runner = CudaGraphRunner(rec.network, (self.img_size, self.img_size, 3), graph_batch_sizes,
-                                                device=self.device, dtype=torch.uint8, api=graph_api)
+            self._layout = None  # of the packed results, set by the first run of frame_outputs
+            self.graph_runner = CudaGraphRunner(self.frame_outputs, (self.img_size, self.img_size, 3),
+                                                graph_batch_sizes, device=self.device, dtype=torch.uint8,
+                                                api=graph_api)
 
     def preprocess(self, images: np.ndarray) -> torch.Tensor:
         """RGB uint8 crops -> (B, 3, S, S) normalised tensor on the device (``HandReconstructor``'s)."""
         return self.reconstructor.preprocess(images)
 
     def forward_raw(self, images: np.ndarray) -> dict:
+        """The network's output dict (eager: the graph, when there is one, ends in packed results)."""
+        with torch.inference_mode():
+            return self.reconstructor.network(self.upload(as_batch(images, self.img_size)))
+
+    def frame_outputs(self, crops: torch.Tensor) -> torch.Tensor:
+        """(B, S, S, 3) uint8 crops on the device -> every result array, packed (B, N) float32
+        (``reconstructor.pack``): normalise, network, hand models and the post-processing's
+        tensor work, what the CUDA graph captures."""
+        rec = self.reconstructor
+        flat, self._layout = pack(rec.result_tensors(rec.network(crops)))
+        return flat
+
+    def __call__(self, images: np.ndarray):
+        """As every backend's; with CUDA graphs: the crops copied into the static input, one
+        replay, one copy of the packed results back."""
+        if self.graph_runner is None:
+            return super().__call__(images)
+        single = np.asarray(images).ndim == 3
         crops = as_batch(images, self.img_size)
         batch = crops.shape[0]
         with torch.inference_mode():
-            static_in = None if self.graph_runner is None else self.graph_runner.input_buffer(batch)
+            static_in = self.graph_runner.input_buffer(batch)
             x = self.upload(crops, out=static_in)
-            return self.reconstructor.network(x) if static_in is None else self.graph_runner.replay(batch)
+            flat = self.graph_runner.replay(batch) if static_in is not None else self.graph_runner.eager(x)
+            results = self.reconstructor.results(unpack(flat.cpu().numpy(), self._layout))
+        return results[0] if single else results
 
     def describe(self) -> str:
         line = super().describe()

@@ -208,6 +208,14 @@ class HandReconstructor:
 
         The tensor work runs where the network ran; everything the results hold then crosses to
         the host in one copy (:func:`to_host`), not one synchronising copy per array."""
+        return self.results(to_host(self.result_tensors(pred)))
+
+    def result_tensors(self, pred: dict) -> dict[str, torch.Tensor]:
+        """What the results hold, as tensors where the network ran: {name: (B, ...) float32}.
+
+        Names: ``offset`` (metres), ``<side>.<field>`` for :data:`HAND_ARRAYS` and
+        ``confidence``, ``stage<t>.<side>`` (joints of stage t). Pure tensor work, no host
+        round trip: a CUDA graph captures it with the network (``PyTorchBackend``)."""
         last = pred["stages"][-1]
         seg_prob = torch.softmax(pred["seg"].float(), dim=1)
         sl = self.model.config.param_slices  # layout depends on num_pca / num_betas
@@ -216,21 +224,23 @@ class HandReconstructor:
         tensors = {"offset": last["offset"].float() * UNIT}
         for i, side in enumerate(SIDES):
             params = last["params"][side].float()
-            rot = to_matrix(params[:, sl["rot6d"]])
-            full = self.hand_models[side].hand_pose_to_axis_angle(last["params"][side][:, sl["pose"]], "pca")
             tensors.update({
-                f"{side}.vertices": last["verts"][side],
-                f"{side}.joints": last["joints"][side],
+                f"{side}.vertices": last["verts"][side].float(),
+                f"{side}.joints": last["joints"][side].float(),
                 f"{side}.joints2d": (last["joints2d"][side].float() + 1.0) * (self.img_size / 2.0),
-                f"{side}.global_orient": matrix_to_axis_angle(rot),
-                f"{side}.hand_pose": full,
+                f"{side}.global_orient": matrix_to_axis_angle(to_matrix(params[:, sl["rot6d"]])),
+                f"{side}.hand_pose": self.hand_models[side].hand_pose_to_axis_angle(params[:, sl["pose"]], "pca"),
                 f"{side}.pose_pca": params[:, sl["pose"]],
                 f"{side}.betas": params[:, sl["betas"]],
-                f"{side}.camera": last["camera"][side],
+                f"{side}.camera": last["camera"][side].float(),
                 f"{side}.confidence": hand_confidence(seg_prob, last["verts2d"][side].float(), i + 1),
             })
-            tensors.update({f"stage{t}.{side}": st["joints"][side] for t, st in enumerate(pred["stages"])})
-        host = to_host(tensors)
+            tensors.update({f"stage{t}.{side}": st["joints"][side].float() for t, st in enumerate(pred["stages"])})
+        return tensors
+
+    def results(self, host: dict[str, np.ndarray]) -> list[TwoHandResult]:
+        """:meth:`result_tensors`' arrays on the host -> one :class:`TwoHandResult` per image."""
+        num_stages = sum(1 for k in host if k.startswith("stage") and k.endswith(".left"))
         out = []
         for b in range(host["offset"].shape[0]):
             hands = {s: HandResult(side=s, confidence=float(host[f"{s}.confidence"][b]),
@@ -238,12 +248,31 @@ class HandReconstructor:
             out.append(TwoHandResult(left=hands["left"], right=hands["right"], offset=host["offset"][b],
                                      crop_size=self.img_size,
                                      stage_joints=[{s: host[f"stage{t}.{s}"][b] for s in SIDES}
-                                                   for t in range(len(pred["stages"]))]))
+                                                   for t in range(num_stages)]))
         return out
 
 
 #: The array fields of :class:`HandResult`, as ``postprocess`` fills them.
 HAND_ARRAYS = ("vertices", "joints", "joints2d", "global_orient", "hand_pose", "pose_pca", "betas", "camera")
+
+
+def pack(tensors: dict[str, torch.Tensor]) -> tuple[torch.Tensor, tuple]:
+    """Tensors with one leading batch axis, on one device -> one (B, N) float32 tensor and its
+    layout ((name, shape without the batch axis), ...) for :func:`unpack`."""
+    names = list(tensors)
+    batch = tensors[names[0]].shape[0]
+    flat = torch.cat([tensors[n].float().reshape(batch, -1) for n in names], dim=1)
+    return flat, tuple((n, tuple(tensors[n].shape[1:])) for n in names)
+
+
+def unpack(flat: np.ndarray, layout: tuple) -> dict[str, np.ndarray]:
+    """Inverse of :func:`pack` on the host: (B, N) array -> {name: (B, ...) views into it}."""
+    out, start = {}, 0
+    for name, shape in layout:
+        size = int(np.prod(shape, dtype=np.int64))
+        out[name] = flat[:, start:start + size].reshape(flat.shape[0], *shape)
+        start += size
+    return out
 
 
 def to_host(tensors: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
@@ -254,13 +283,5 @@ def to_host(tensors: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
     Returns:
         {name: (B, ...) float32 array}, views into one (B, N) array.
     """
-    names = list(tensors)
-    batch = tensors[names[0]].shape[0]
-    flat = torch.cat([tensors[n].float().reshape(batch, -1) for n in names], dim=1).cpu().numpy()
-    out, start = {}, 0
-    for n in names:
-        shape = tuple(tensors[n].shape[1:])
-        size = int(np.prod(shape, dtype=np.int64))
-        out[n] = flat[:, start:start + size].reshape(batch, *shape)
-        start += size
-    return out
+    flat, layout = pack(tensors)
+    return unpack(flat.cpu().numpy(), layout)
