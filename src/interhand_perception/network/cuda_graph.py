@@ -127,7 +127,7 @@ class CudaGraphRunner:
     def _autocast(self):
         if self.autocast is None:
             return contextlib.nullcontext()
-        return torch.autocast(device_type=self.device.type, dtype=self.autocast)
+        return torch.autocast(device_type=self.device.type, dtype=self.autocast, cache_enabled=False)  # see HandReconstructor.network
 
     def static_input(self, batch: int) -> torch.Tensor:
         """(batch, *input_shape) zeros on the device: the buffer a graph reads its images from."""

@@ -183,7 +183,9 @@ class HandReconstructor:
         x = self.normaliser(images).contiguous(memory_format=self.memory_format)
         if self.autocast is None:
             return self.model(x)
-        with torch.autocast(device_type=self.device.type, dtype=self.autocast):
+        # no cast cache: a cached cast made outside a CUDA graph capture would be freed under the
+        # graph (torch's CUDA-graph notes); each weight is cast once per forward anyway
+        with torch.autocast(device_type=self.device.type, dtype=self.autocast, cache_enabled=False):
             return self.model(x)
 
     def preprocess(self, images: np.ndarray) -> torch.Tensor:
