@@ -273,7 +273,7 @@ def load_network(p):
 
 
 def build_method(p) -> tuple:
-    """(method, hand_models, model_id, device name) for validated node parameters (``pipeline.config``).
+    """(method, hand_models, model_id, what runs: the backend's describe(), e.g. "pytorch on cuda:0 (fp16), CUDA graphs for batch sizes [1]") for validated node parameters (``pipeline.config``).
 
     Raises:
         MethodUnavailable: the weights, hand model or detector cannot be loaded (says why).
@@ -288,10 +288,10 @@ def build_method(p) -> tuple:
         except DetectorUnavailable as e:
             raise MethodUnavailable(f"the hand detector is not available: {e}") from e
     if p.method == "dir":
-        rec, backend = load_network(p)
+        rec, _ = load_network(p)
         method = DIRMethod(rec, p.crop_mode, p.crop_roi, p.placement, detector=detector,
                            carry_frames=p.carry_frames, unseen_min_confidence=p.unseen_hand_min_confidence)
-        return method, rec.hand_models, file_id(p.checkpoint), f"{backend} on {rec.device}"
+        return method, rec.hand_models, file_id(p.checkpoint), rec.describe()  # runtime, device, precision, graphs
     from ..hand_model import load_hand_model
 
     try:
