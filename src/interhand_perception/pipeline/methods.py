@@ -273,7 +273,9 @@ def load_network(p):
 
 
 def build_method(p) -> tuple:
-    """(method, hand_models, model_id, what runs: the backend's describe(), e.g. "pytorch on cuda:0 (fp16), CUDA graphs for batch sizes [1]") for validated node parameters (``pipeline.config``).
+    """(method, hand_models, model_id, what runs) for validated node parameters (``pipeline.config``);
+    what runs is the backend's ``describe()``, e.g. "pytorch on cuda:0 (fp16), CUDA graphs for
+    batch sizes [1]", or "cpu" for the keypoint fit.
 
     Raises:
         MethodUnavailable: the weights, hand model or detector cannot be loaded (says why).
