@@ -26,6 +26,8 @@ examples:
   interhand bench                                              latency/parameter table
   interhand bench --node --devices cpu                         hands_node cost per frame (640x480)
   interhand bench --devices cuda --stages 2                    GPU variants: eager, fp16/bf16, CUDA graph, compiled
+  interhand bench --node --no-ros --devices cuda               the node's frame on a GPU box without ROS 2
+  interhand eval --precision-check bf16,fp16                   fp16/bf16 autocast against fp32 (held-out split)
   interhand bench --train --steps 100                          training samples/s, old vs new path
   interhand gen-data --out data_cache/syn128 --num 20000 --img-size 128
   interhand export onnx --check                                demo weights -> ONNX (cached) + parity check
