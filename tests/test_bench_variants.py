@@ -39,16 +39,28 @@ def net():
     return build_dir_net(TINY_MODEL).eval()
 
 
-@pytest.mark.parametrize("name", ["eager fp32", "eager bf16", "graph fp32", "graph bf16", "compiled"])
+@pytest.mark.parametrize("name", ["eager fp32", "eager bf16", "graph fp32", "graph bf16", "graph fp16 NHWC",
+                                  "compiled"])
 def test_each_runner_gives_the_network_outputs(net, name):
     """Every variant computes the same hands (bf16 autocast within 2 mm on a random network)."""
     x = torch.randn(2, 3, S, S)
-    run = make_runner(net, CUDA_VARIANTS[name], x, graph_api=FakeGraphAPI(), compile_backend="aot_eager")
+    with torch.inference_mode():
+        want = net(x)
+    rows = time_variants(net, torch.device("cpu"), S, repeats=1, warmup=0, printer=pytest.fail,
+                         table=[(CUDA_VARIANTS[name], 2)], graph_api=FakeGraphAPI(), compile_backend="aot_eager")
+    assert len(rows) == 1  # ran, and (NHWC) left the network in NCHW for the next variant
+    assert all(p.is_contiguous() for p in net.parameters())
+    variant = CUDA_VARIANTS[name]
+    if variant.channels_last:
+        net.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    run = make_runner(net, variant, x, graph_api=FakeGraphAPI(), compile_backend="aot_eager")
     try:
         with torch.inference_mode():
-            got, want = run(x), net(x)
+            got = run(x)
     finally:
         torch._dynamo.reset()
+        net.to(memory_format=torch.contiguous_format)
     tol = 2e-3 if CUDA_VARIANTS[name].autocast is not None else 1e-5
     for s in SIDES:
         assert float((got["stages"][-1]["verts"][s] - want["stages"][-1]["verts"][s]).abs().max()) < tol

@@ -402,7 +402,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "cpu,cuda; cpu for --node; auto = cuda if available else cpu for --train)")
     b.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     b.add_argument("--variants", default=None, help="CUDA only: comma-separated GPU variants (default all: "
-                   "'eager fp32,eager fp16,eager bf16,graph fp32,graph bf16,compiled')")
+                   "'eager fp32,eager fp16,eager bf16,graph fp32,graph fp16,graph bf16,graph fp16 NHWC,compiled')")
     b.add_argument("--batches", default="1,16", help="CUDA only: batch sizes of the GPU variants (default %(default)s)")
     b.add_argument("--node", action="store_true", help="instead: hands_node's own per-frame cost at 640x480 "
                    "(conversion, crop, post-processing, message building, publishing over ROS 2), beside the network")

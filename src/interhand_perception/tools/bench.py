@@ -7,8 +7,9 @@ hand models included.
 
 On a CUDA device each configuration is also timed as the GPU fast-path variants of issue 13
 (:data:`CUDA_VARIANTS`): eager fp32, eager under fp16 / bf16 autocast, the forward replayed as
-a CUDA graph (fp32 and bf16), and ``torch.compile`` (``max-autotune``), at each batch size
-asked (1 and 16 by default), with images/s and the ratio to eager fp32 at the same batch.
+a CUDA graph (fp32, fp16, bf16, and fp16 with weights and input channels-last), and
+``torch.compile`` (``max-autotune``), at each batch size asked (1 and 16 by default), with
+images/s and the ratio to eager fp32 at the same batch; then the verdicts on issue 13's targets.
 """
 from __future__ import annotations
 
@@ -46,12 +47,14 @@ def time_forward(model: torch.nn.Module, x: torch.Tensor, repeats: int, warmup: 
 
 @dataclass(frozen=True)
 class Variant:
-    """One way of running the forward: precision (autocast dtype or None), graph, compile mode."""
+    """One way of running the forward: precision (autocast dtype or None), graph, compile mode,
+    memory format (``channels_last``: weights and input NHWC, what tensor cores prefer)."""
 
     name: str
     autocast: torch.dtype | None = None
     cuda_graph: bool = False
     compile_mode: str | None = None
+    channels_last: bool = False
 
 
 #: The GPU variants by name (``interhand bench --variants``), in table order.
@@ -60,7 +63,9 @@ CUDA_VARIANTS: dict[str, Variant] = {v.name: v for v in (
     Variant("eager fp16", autocast=torch.float16),
     Variant("eager bf16", autocast=torch.bfloat16),
     Variant("graph fp32", cuda_graph=True),
+    Variant("graph fp16", autocast=torch.float16, cuda_graph=True),
     Variant("graph bf16", autocast=torch.bfloat16, cuda_graph=True),
+    Variant("graph fp16 NHWC", autocast=torch.float16, cuda_graph=True, channels_last=True),
     Variant("compiled", compile_mode="max-autotune"),
 )}
 BASELINE = "eager fp32"
@@ -101,8 +106,9 @@ def make_runner(model: torch.nn.Module, variant: Variant, x: torch.Tensor, graph
         def refuse(msg: str) -> None:
             raise RuntimeError(msg)
 
+        fmt = torch.channels_last if variant.channels_last else torch.contiguous_format
         runner = CudaGraphRunner(model, tuple(x.shape[1:]), (x.shape[0],), device=x.device, dtype=x.dtype,
-                                 autocast=variant.autocast, api=graph_api, warn=refuse)
+                                 memory_format=fmt, autocast=variant.autocast, api=graph_api, warn=refuse)
         return runner
     net = model
     if variant.compile_mode is not None:
@@ -126,6 +132,9 @@ def time_variants(model: torch.nn.Module, device: torch.device, img_size: int, r
     rows, base = [], {}
     for variant, batch in table:
         x = torch.randn(batch, 3, img_size, img_size, device=device)
+        if variant.channels_last:  # this variant only: the model goes back to NCHW afterwards
+            model.to(memory_format=torch.channels_last)
+            x = x.contiguous(memory_format=torch.channels_last)
         try:
             run = make_runner(model, variant, x, graph_api=graph_api, compile_backend=compile_backend)
             times = time_forward(run, x, repeats, warmup=warmup)
@@ -135,6 +144,8 @@ def time_variants(model: torch.nn.Module, device: torch.device, img_size: int, r
         finally:
             if variant.compile_mode is not None:
                 torch._dynamo.reset()
+            if variant.channels_last:
+                model.to(memory_format=torch.contiguous_format)
         med = statistics.median(times) * 1e3
         if variant.name == BASELINE:
             base[batch] = med
@@ -212,12 +223,12 @@ def print_variant_table(rows: list[dict], img_size: int, repeats: int, printer=p
     name = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "?"
     printer(f"\nDIR forward on {name}, {img_size}x{img_size}, {repeats} runs each after 3 warm-up runs, "
             f"torch {torch.__version__}; x eager = median / eager fp32's at the same batch")
-    header = (f"{'backbone':<10}{'T':>2}{'batch':>6}  {'variant':<12}{'median ms':>10}{'p90 ms':>9}"
+    header = (f"{'backbone':<10}{'T':>2}{'batch':>6}  {'variant':<16}{'median ms':>10}{'p90 ms':>9}"
               f"{'images/s':>10}{'x eager':>9}")
     printer(header)
     printer("-" * len(header))
     for r in rows:
-        printer(f"{r['backbone']:<10}{r['stages']:>2}{r['batch']:>6}  {r['variant']:<12}{r['median_ms']:>10.2f}"
+        printer(f"{r['backbone']:<10}{r['stages']:>2}{r['batch']:>6}  {r['variant']:<16}{r['median_ms']:>10.2f}"
                 f"{r['p90_ms']:>9.2f}{r['images_per_s']:>10.1f}{r['ratio']:>9.2f}")
     for line in target_lines(rows, img_size):
         printer(line)

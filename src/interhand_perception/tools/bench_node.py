@@ -52,6 +52,8 @@ def _variants(checkpoint: str, device: str, threads: int | None, printer) -> dic
             name = "pytorch cuda graph" + ("" if precision == "fp32" else f" {precision}")
             out[name] = make_backend("pytorch", checkpoint, device=device, threads=threads, precision=precision,
                                      cuda_graph=True)
+        out["pytorch cuda graph fp16 NHWC"] = make_backend("pytorch", checkpoint, device=device, threads=threads,
+                                                           precision="fp16", cuda_graph=True, channels_last=True)
     for name in ("onnxruntime", "tensorrt"):
         try:
             out[name] = make_backend(name, checkpoint, device=device, threads=threads)
@@ -237,7 +239,7 @@ def _print_table(times: dict, names: list, repeats: int, threads, printer, detec
             "build + publish TwoHands; other_msgs = RViz markers, TF, wrist poses, sent after it; to TwoHands = "
             "image message in to TwoHands out; e2e = all messages out)")
     width = {s: max(9, len(s) + 2) for s in STAGES}
-    head = (f"{'variant':<26}" + "".join(f"{s:>{width[s]}}" for s in STAGES)
+    head = (f"{'variant':<30}" + "".join(f"{s:>{width[s]}}" for s in STAGES)
             + f"{'to TwoHands':>13}{'e2e med':>9}{'e2e p95':>9}{'FPS':>7}{'x eager':>9}")
     printer(head)
     printer("-" * len(head))
@@ -251,7 +253,7 @@ def _print_table(times: dict, names: list, repeats: int, threads, printer, detec
         row = {"variant": n, **{f"{s}_ms": med[s] for s in STAGES}, "to_two_hands_ms": to_hands,
                "e2e_median_ms": e_med, "e2e_p95_ms": e_p95, "fps": 1000.0 / e_med, "ratio_to_eager": e_med / base}
         rows.append(row)
-        printer(f"{n:<26}" + "".join(f"{med[s]:>{width[s]}.1f}" for s in STAGES)
+        printer(f"{n:<30}" + "".join(f"{med[s]:>{width[s]}.1f}" for s in STAGES)
                 + f"{to_hands:>13.1f}{e_med:>9.1f}{e_p95:>9.1f}{row['fps']:>7.1f}{row['ratio_to_eager']:>9.2f}")
     if detect_ms is None:
         return rows
