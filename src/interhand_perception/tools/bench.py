@@ -45,6 +45,11 @@ def time_forward(model: torch.nn.Module, x: torch.Tensor, repeats: int, warmup: 
     return times
 
 
+def latency_ms(times: list[float]) -> tuple[float, float]:
+    """(median, 90th percentile, the lower of the two neighbours) in ms of timings in seconds."""
+    return statistics.median(times) * 1e3, sorted(times)[int(0.9 * (len(times) - 1))] * 1e3
+
+
 @dataclass(frozen=True)
 class Variant:
     """One way of running the forward: precision (autocast dtype or None), graph, compile mode,
@@ -146,11 +151,10 @@ def time_variants(model: torch.nn.Module, device: torch.device, img_size: int, r
                 torch._dynamo.reset()
             if variant.channels_last:
                 model.to(memory_format=torch.contiguous_format)
-        med = statistics.median(times) * 1e3
+        med, p90 = latency_ms(times)
         if variant.name == BASELINE:
             base[batch] = med
-        rows.append({"variant": variant.name, "batch": batch, "median_ms": med,
-                     "p90_ms": sorted(times)[int(0.9 * (len(times) - 1))] * 1e3,
+        rows.append({"variant": variant.name, "batch": batch, "median_ms": med, "p90_ms": p90,
                      "images_per_s": batch * 1e3 / med, "ratio": med / base[batch] if batch in base else float("nan")})
     return rows
 
@@ -198,11 +202,10 @@ def run_bench(backbones=("resnet18", "resnet50"), stages=(0, 1, 2), img_size: in
                     continue
                 x = torch.randn(1, 3, img_size, img_size, device=dev)
                 times = time_forward(model, x, repeats)
-                med = statistics.median(times) * 1e3
+                med, p90 = latency_ms(times)
                 base = base or med
                 rows.append({"device": str(dev), "backbone": backbone, "stages": t,
-                             "params_m": count_parameters(model) / 1e6, "median_ms": med,
-                             "p90_ms": sorted(times)[int(0.9 * (len(times) - 1))] * 1e3,
+                             "params_m": count_parameters(model) / 1e6, "median_ms": med, "p90_ms": p90,
                              "fps": 1e3 / med, "ratio": med / base})
                 del model
     header = f"{'device':<7}{'backbone':<10}{'T':>2}{'params (M)':>12}{'median ms':>11}{'p90 ms':>9}{'FPS':>8}{'x first':>9}"
